@@ -1,0 +1,403 @@
+"""The `dit-mini` command line: train, sample, quickstart, gflops and course tools.
+
+    dit-mini quickstart                      # train the tiny DiT on Relics, write a sample grid
+    dit-mini train --preset tiny --data relics --steps 2000 --out runs/tiny
+    torchrun --nproc_per_node=2 --no-python dit-mini train ...   # same run, two processes
+    dit-mini sample --checkpoint runs/tiny/checkpoint.pt --cfg-scale 2 --out grid.png
+    dit-mini gflops --preset DiT-S/2 --preset tiny
+    dit-mini course student notebooks/ student/
+
+Every subcommand explains its options with --help. Bad input ends with one line
+"dit-mini: error: ..." naming the problem and the fix, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import torch
+
+from .checkpoint import load_model, read_config
+from .runtime import close_distributed, dist_info, fast_mode, init_distributed, pick_device
+from .train import CHECKPOINT_NAME, EXPORT_NAME, RECIPES, TrainConfig, TrainingDiverged, fit
+
+__all__ = ["build_parser", "main", "build_model", "train_run", "sample_images", "quickstart"]
+
+
+def build_model(preset: str, image_size: int, num_classes: int, cfg_dropout: float):
+    """A DiT ('tiny', 'DiT-S/2', ...) or U-Net ('unet-tiny', ...) preset for the data's shape."""
+    from .dit import DIT_PRESETS, DiT, dit_config
+    from .unet import UNET_PRESETS, UNet, unet_config
+
+    kwargs = dict(input_size=image_size, num_classes=num_classes, class_dropout_prob=cfg_dropout)
+    if preset in UNET_PRESETS:
+        return UNet(unet_config(preset, **kwargs))
+    if preset not in DIT_PRESETS:
+        known = sorted(DIT_PRESETS) + sorted(UNET_PRESETS)
+        raise ValueError(f"unknown preset {preset!r}; choose one of {known}")
+    return DiT(dit_config(preset, **kwargs))
+
+
+def train_run(args: argparse.Namespace, budget_s: float | None = None):
+    """Load the data, build model and loss from the options, then `fit`; returns the TrainResult."""
+    from .datasets import load_dataset
+    from .diffusion import DiffusionConfig, make_loss
+
+    diffusion = DiffusionConfig(objective=args.objective, schedule=args.schedule)
+    names = [f.name for f in fields(TrainConfig) if hasattr(args, f.name)]
+    config = TrainConfig(**{name: getattr(args, name) for name in names})
+    data = load_dataset(args.data, train=True, n=args.n_images, size=args.image_size)
+    model = build_model(args.preset, args.image_size, data.num_classes, args.cfg_dropout)
+    info = dist_info()
+    run_config = {
+        "diffusion": asdict(diffusion),
+        "data": {"name": str(args.data), "n": len(data), "classes": list(data.classes)},
+    }
+    start = time.perf_counter()
+
+    def out_of_time(step: int, loss: float) -> bool:
+        return budget_s is not None and time.perf_counter() - start > budget_s
+
+    device = pick_device(args.device)
+    init_distributed(device)
+    try:
+        return fit(
+            model,
+            make_loss(diffusion),
+            data,
+            config,
+            out_dir=args.out,
+            resume=args.resume,
+            device=device,
+            quiet=args.quiet or not info.is_main,
+            callback=out_of_time if budget_s is not None else None,
+            run_config=run_config,
+        )
+    finally:
+        close_distributed()
+
+
+def sample_images(
+    checkpoint, n, sampler=None, steps=50, cfg_scale=1.0, label=None, seed=0, device=None, batch=256
+):
+    """Draw n samples from a checkpoint or export, one class per grid row when conditional.
+
+    Shapes: -> images (n, C, H, W) in [-1, 1], labels (n,) or None.
+    """
+    from .diffusion import DiffusionConfig, generate
+
+    device = pick_device(device)
+    config = read_config(checkpoint)
+    model = load_model(checkpoint, device=device)
+    diffusion = DiffusionConfig(**config.get("diffusion", {}))
+    num_classes = config["model"].get("num_classes", 0)
+    y = None
+    if num_classes and label is not None:
+        if not 0 <= label < num_classes:
+            raise ValueError(
+                f"--class {label} is out of range; this model knows 0..{num_classes - 1}"
+            )
+        y = torch.full((n,), label, dtype=torch.long)
+    elif num_classes:
+        y = torch.arange(n) // -(-n // num_classes)  # equal blocks of consecutive classes
+    generator = torch.Generator().manual_seed(seed)
+    chunks = []
+    with torch.no_grad():
+        for lo in range(0, n, batch):
+            yb = None if y is None else y[lo : lo + batch]
+            chunks.append(
+                generate(
+                    model,
+                    diffusion,
+                    min(batch, n - lo),
+                    y=yb,
+                    sampler=sampler,
+                    steps=steps,
+                    cfg_scale=cfg_scale,
+                    generator=generator,
+                ).cpu()  # fmt: skip
+            )
+    return torch.cat(chunks).clamp(-1, 1), y
+
+
+def quickstart(args: argparse.Namespace) -> int:
+    """Train the recipe's model for a few minutes, then write samples, loss curve and checkpoint."""
+    from .viz import save_image_grid, save_loss_curve
+
+    recipe, fast = RECIPES[args.recipe], fast_mode()
+    cfg, out = recipe.train, Path(args.out)
+    train_args = argparse.Namespace(
+        **asdict(cfg),
+        **recipe.diffusion,
+        preset=recipe.preset,
+        data=recipe.data,
+        n_images=recipe.fast_n_images if fast else recipe.n_images,
+        image_size=recipe.image_size,
+        out=out,
+        resume=True,
+        device=args.device,
+        quiet=args.quiet,
+    )
+    train_args.steps = args.steps or (recipe.fast_steps if fast else cfg.steps)
+    start = time.perf_counter()
+    minutes = args.minutes if args.minutes is not None else recipe.minutes
+    result = train_run(train_args, budget_s=60 * minutes)
+    classes = read_config(out / CHECKPOINT_NAME)["data"]["classes"]
+    per_class = recipe.samples_per_class
+    images, _ = sample_images(
+        out / CHECKPOINT_NAME, per_class * len(classes), recipe.sampler,
+        recipe.fast_sample_steps if fast else recipe.sample_steps, recipe.cfg_scale,
+        seed=cfg.seed, device=args.device,
+    )  # fmt: skip
+    grid = save_image_grid(images, out / "samples.png", nrow=per_class, row_labels=classes)
+    curve = save_loss_curve(
+        result.history, out / "loss.png", title=f"{recipe.preset} DiT on relics"
+    )
+    total = time.perf_counter() - start
+    print(
+        f"quickstart done in {total / 60:.1f} min: {result.step} steps of {cfg.batch_size} images, "
+        f"{result.images_per_second:.0f} images/s of training\n"
+        f"  samples (a row per class): {grid}\n  loss curve: {curve}\n"
+        f"  checkpoint: {out / CHECKPOINT_NAME}  (EMA weights: {out / EXPORT_NAME})\n"
+        f"more samples: dit-mini sample --checkpoint {out / CHECKPOINT_NAME} --out grid.png"
+    )
+    return 0
+
+
+def _sample_cmd(args: argparse.Namespace) -> int:
+    from .viz import save_image_grid
+
+    images, y = sample_images(
+        args.checkpoint, args.n, args.sampler, args.steps, args.cfg_scale, args.label, args.seed,
+        args.device, args.batch_size,
+    )  # fmt: skip
+    nrow = args.nrow or (
+        -(-args.n // int(y.max() + 1)) if y is not None and args.label is None else None
+    )
+    print(f"wrote {save_image_grid(images, args.out, nrow=nrow)}")
+    if args.save_samples:
+        Path(args.save_samples).parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"images": images, "labels": y}, args.save_samples)
+        print(f"wrote {args.save_samples} (images in [-1, 1], labels)")
+    return 0
+
+
+def _train_cmd(args: argparse.Namespace) -> int:
+    if args.out is None:
+        args.out = Path("runs") / re.sub(
+            r"[^A-Za-z0-9_.-]+", "-", f"{args.preset}-{Path(args.data).name}"
+        )
+    result = train_run(args)
+    if dist_info().is_main and not args.quiet:
+        print(
+            f"trained {result.step} steps in {result.seconds:.1f} s "
+            f"({result.images_per_second:.0f} images/s); checkpoint {result.checkpoint}, "
+            f"EMA weights {Path(args.out) / EXPORT_NAME}"
+        )
+    return 0
+
+
+def _gflops_cmd(args: argparse.Namespace) -> int:
+    from .flops import format_table, gflops_report
+
+    overrides = dict(input_size=args.input_size, in_channels=args.in_channels)
+    overrides.update(num_classes=args.num_classes, learn_sigma=args.learn_sigma)
+    reports = [gflops_report(name, **overrides) for name in args.preset or ["tiny"]]
+    print(json.dumps(reports, indent=2) if args.json else format_table(reports))
+    return 0
+
+
+def _course_cmd(args: argparse.Namespace) -> int:
+    from .course import grade_notebook, make_student_notebooks
+
+    if args.action == "student":
+        for path in make_student_notebooks(args.src, args.dst):
+            print(f"wrote {path}")
+        return 0
+    grade = grade_notebook(args.src, timeout=args.timeout)
+    print(grade.summary())
+    return 0 if grade.passed == grade.total else 1
+
+
+_D = TrainConfig()
+# fmt: off
+# (flag, type, default, help); type bool makes an on/off switch.
+TRAIN_OPTIONS = [
+    ("--preset", str, "tiny", "model preset: a DiT ('nano', 'tiny', 'small', 'DiT-S/2' ... "
+     "'DiT-XL/8') or a U-Net ('unet-nano', 'unet-tiny', 'unet-small')"),
+    ("--data", str, "relics", "'relics' (generated offline), 'cifar10' (downloaded once, cached) "
+     "or the path of a folder of images"),
+    ("--n-images", int, None, "use the first N images (relics: generate N; default: all, "
+     "50,000 relics)"),
+    ("--image-size", int, 32, "image side in pixels; images are resized to it"),
+    ("--steps", int, _D.steps, "optimizer steps in total"),
+    ("--batch-size", int, _D.batch_size, "GLOBAL batch size, split equally among the "
+     "processes under torchrun"),
+    ("--lr", float, _D.lr, "AdamW learning rate"),
+    ("--weight-decay", float, _D.weight_decay, "AdamW weight decay"),
+    ("--warmup-steps", int, _D.warmup_steps, "steps of linear learning-rate warm-up (0: none)"),
+    ("--ema-decay", float, _D.ema_decay, "decay of the moving average of the weights (the EMA "
+     "model is the one sampled)"),
+    ("--grad-clip", float, _D.grad_clip, "clip the gradient norm to this value (0: no clipping)"),
+    ("--cfg-dropout", float, _D.cfg_dropout, "probability of replacing a label by the null "
+     "class, so the model learns classifier-free guidance (0: never)"),
+    ("--objective", str, "eps", "what the network predicts: eps (noise), v (velocity), x0 (the "
+     "image) or flow (flow-matching velocity)"),
+    ("--schedule", str, "linear", "noise schedule of eps, v and x0 objectives: linear or cosine"),
+    ("--seed", int, _D.seed, "seed of the initial weights, data order and noise"),
+    ("--out", Path, None, "folder for checkpoint.pt and ema.safetensors (default: "
+     "runs/PRESET-DATA)"),
+    ("--checkpoint-every", int, 500, "write a checkpoint every K steps (and at the end)"),
+    ("--log-every", int, _D.log_every, "steps between loss updates on the progress bar"),
+    ("--resume", bool, False, "continue the run saved in --out; it must have the same options, "
+     "except --steps, --checkpoint-every and --log-every"),
+]
+DEVICE_OPTIONS = [
+    ("--device", str, None, "cpu, cuda, cuda:1 or mps (default: the best available)"),
+    ("--quiet", bool, False, "no progress bar and no summary"),
+]
+SAMPLE_OPTIONS = [
+    ("--checkpoint", str, None, "a checkpoint.pt or ema.safetensors file (required)"),
+    ("--n", int, 64, "number of samples"),
+    ("--sampler", str, None, "ddim or ddpm (all steps) for eps/v/x0 models, euler or heun for "
+     "flow models (default: ddim or euler)"),
+    ("--steps", int, 50, "sampling steps (ddim, euler, heun)"),
+    ("--cfg-scale", float, 1.0, "classifier-free guidance scale (1: none; 2 to 4 sharpen "
+     "class features)"),
+    ("--class", int, None, "sample only class K (default: every class, one grid row each)"),
+    ("--seed", int, 0, "seed of the sampling noise"),
+    ("--out", str, "samples.png", "PNG file for the grid of samples"),
+    ("--nrow", int, None, "images per grid row"),
+    ("--save-samples", str, None, "also save the raw samples (a .pt dict: images in [-1, 1], "
+     "labels), e.g. for FID"),
+    ("--batch-size", int, 256, "samples drawn at once"),
+    ("--device", str, None, "cpu, cuda or mps (default: the best available)"),
+]
+QUICKSTART_OPTIONS = [
+    ("--out", str, "quickstart", "output folder (running again continues the run saved there)"),
+    ("--minutes", float, None, "wall-clock training budget (default: the recipe's, "
+     f"{RECIPES['quickstart'].minutes:g}); training stops at the budget or the recipe's steps"),
+    ("--steps", int, None, "training steps (default: the recipe's, fewer in FAST mode)"),
+    ("--recipe", str, "quickstart", f"named recipe, one of {sorted(RECIPES)}"),
+    *DEVICE_OPTIONS,
+]
+GFLOPS_OPTIONS = [
+    ("--input-size", int, 32, "image or latent side in pixels"),
+    ("--in-channels", int, 3, "input channels (3 for RGB, 4 for VAE latents)"),
+    ("--num-classes", int, 10, "number of classes"),
+    ("--learn-sigma", bool, False, "the model also predicts the variance (as the paper's models)"),
+    ("--json", bool, False, "print JSON instead of a table"),
+]
+# fmt: on
+
+
+def _add_options(parser: argparse.ArgumentParser, options: list) -> None:
+    for flag, kind, default, text in options:
+        dest = "label" if flag == "--class" else None  # `args.class` would be a syntax error
+        extra = {"dest": dest} if dest else {}
+        if kind is bool:
+            parser.add_argument(flag, action="store_true", help=text, **extra)
+        else:
+            required = flag == "--checkpoint"
+            parser.add_argument(
+                flag, type=kind, default=default, required=required, help=text, **extra
+            )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of `dit-mini` and all its subcommands."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="dit-mini", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"dit-mini {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name, func, summary, description, options):
+        p = sub.add_parser(
+            name,
+            help=summary,
+            description=description,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+        _add_options(p, options)
+        p.set_defaults(func=func)
+        return p
+
+    command(
+        "train",
+        _train_cmd,
+        "train a model",
+        "Train a model, with checkpoints and exact "
+        "resume; under torchrun with one process per device.",
+        TRAIN_OPTIONS + DEVICE_OPTIONS,
+    )
+    command(
+        "sample",
+        _sample_cmd,
+        "draw samples from a checkpoint",
+        "Sample images from a checkpoint or exported weights and save them as a PNG grid.",
+        SAMPLE_OPTIONS,
+    )
+    command(
+        "quickstart",
+        quickstart,
+        "the first demo: train a tiny DiT and see its samples",
+        "Train the tiny DiT on Relics for a few minutes, then write a sample grid (a row per "
+        "class), a loss curve and the checkpoint.",
+        QUICKSTART_OPTIONS,
+    )
+    p = command(
+        "gflops",
+        _gflops_cmd,
+        "parameters and Gflops of model presets",
+        "Count the Gflops of one forward pass, as in the DiT paper's table.",
+        GFLOPS_OPTIONS,
+    )
+    p.add_argument(
+        "--preset",
+        action="append",
+        help="a DiT or U-Net preset; repeat it for a table (default: tiny)",
+    )
+    p = command(
+        "course",
+        _course_cmd,
+        "build student notebooks, grade notebooks",
+        "'student SRC "
+        "DST' removes the solutions from a notebook or a folder of notebooks; 'grade SRC' "
+        "runs a notebook and counts its passed checks.",
+        [],
+    )
+    p.add_argument("action", choices=("student", "grade"), help="what to do")
+    p.add_argument("src", type=Path, help="solution notebook or folder (student); notebook (grade)")
+    p.add_argument("dst", type=Path, nargs="?", help="output notebook or folder (student only)")
+    p.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell (grade)")
+    return parser  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `dit-mini` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "course" and args.action == "student" and args.dst is None:
+        parser.error("course student needs SRC and DST")
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, NotADirectoryError) as error:  # incl. CheckpointError
+        print(f"dit-mini: error: {error}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as error:
+        print(f"dit-mini: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("dit-mini: interrupted; continue a training run with --resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""Where and how code runs: FAST mode, device choice, mixed precision and several processes.
+
+- FAST mode is the course's one switch for quick runs (CI, a first look at a notebook): every
+  training and sampling loop shrinks so that a notebook runs in about a minute on 2 CPU cores.
+- Device: CUDA, then Apple's MPS, then the CPU, unless the caller names one.
+- Mixed precision only on CUDA: bfloat16 where the GPU supports it, else float16 with a gradient
+  scaler (Micikevicius et al., arXiv 1710.03740); float32 everywhere else, so CPU runs are exact.
+- Data parallelism: `torchrun` starts one process per device and sets RANK, WORLD_SIZE and
+  LOCAL_RANK; `init_distributed` joins them (gloo on CPU, nccl on CUDA).
+
+Used by every notebook (00 bonfire introduces FAST mode) and by `dit_mini.train`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+__all__ = [
+    "FAST_ENV",
+    "fast_mode",
+    "pick_device",
+    "autocast_dtype",
+    "autocast_context",
+    "make_grad_scaler",
+    "DistInfo",
+    "dist_info",
+    "init_distributed",
+    "close_distributed",
+]
+
+FAST_ENV = "DIT_MINI_FAST"
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+def fast_mode() -> bool:
+    """True when DIT_MINI_FAST is on, or when CI is set and DIT_MINI_FAST does not say 0."""
+    value = os.environ.get(FAST_ENV)
+    if value is None:
+        return bool(os.environ.get("CI"))
+    value = value.strip().lower()
+    if value not in _TRUE + _FALSE:
+        raise ValueError(f"{FAST_ENV}={value!r} is not understood; set it to 1 (fast) or 0 (full)")
+    return value in _TRUE
+
+
+def pick_device(override: str | torch.device | None = None) -> torch.device:
+    """The device to train on: `override` if given, else cuda, else mps, else cpu."""
+    if override is not None and str(override) != "auto":
+        device = torch.device(override)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(
+                f"device {str(override)!r} asked for, but CUDA is not available; use 'cpu'"
+            )
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", dist_info().local_rank % torch.cuda.device_count())
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise ValueError(
+                f"device {str(override)!r} asked for, but MPS is not available; use 'cpu'"
+            )
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda", dist_info().local_rank % torch.cuda.device_count())
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def autocast_dtype(device: torch.device | str) -> torch.dtype | None:
+    """bfloat16 or float16 on CUDA (bf16 where supported), None (plain float32) elsewhere."""
+    if torch.device(device).type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def autocast_context(device: torch.device | str):
+    """A context manager running the forward pass in mixed precision on CUDA, a no-op elsewhere."""
+    dtype = autocast_dtype(device)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def make_grad_scaler(device: torch.device | str) -> torch.amp.GradScaler | None:
+    """A gradient scaler when training in float16 (needed to keep small gradients), else None."""
+    if autocast_dtype(device) != torch.float16:
+        return None
+    return torch.amp.GradScaler("cuda")
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """This process's place among the processes that train together."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        """Only the main process (rank 0) writes checkpoints, logs and progress bars."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def dist_info() -> DistInfo:
+    """Rank and world size of the running process group, else from torchrun's variables."""
+    if dist.is_available() and dist.is_initialized():
+        local = int(os.environ.get("LOCAL_RANK", dist.get_rank()))
+        return DistInfo(dist.get_rank(), dist.get_world_size(), local)
+    env = os.environ
+    return DistInfo(
+        int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0))
+    )
+
+
+def init_distributed(device: torch.device | str | None = None) -> DistInfo:
+    """Join the process group that torchrun set up (gloo on CPU, nccl on CUDA); no-op alone.
+
+    Safe to call twice. Returns this process's `DistInfo`.
+    """
+    info = dist_info()
+    if not info.distributed or dist.is_initialized():
+        return info
+    device = torch.device(device) if device is not None else pick_device()
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend=backend)
+    return dist_info()
+
+
+def close_distributed() -> None:
+    """Leave the process group, if one was joined."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
