@@ -25,7 +25,15 @@ import torch
 
 from .checkpoint import load_model, read_config
 from .runtime import close_distributed, dist_info, fast_mode, init_distributed, pick_device
-from .train import CHECKPOINT_NAME, EXPORT_NAME, RECIPES, TrainConfig, TrainingDiverged, fit
+from .train import (
+    CHECKPOINT_NAME,
+    EXPORT_NAME,
+    RECIPES,
+    TrainConfig,
+    TrainingDiverged,
+    derive_seed,
+    fit,
+)
 
 __all__ = ["build_parser", "main", "build_model", "train_run", "sample_images", "quickstart"]
 
@@ -53,7 +61,9 @@ def train_run(args: argparse.Namespace, budget_s: float | None = None):
     names = [f.name for f in fields(TrainConfig) if hasattr(args, f.name)]
     config = TrainConfig(**{name: getattr(args, name) for name in names})
     data = load_dataset(args.data, train=True, n=args.n_images, size=args.image_size)
-    model = build_model(args.preset, args.image_size, data.num_classes, args.cfg_dropout)
+    with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG left alone
+        torch.manual_seed(derive_seed(args.seed, "init"))
+        model = build_model(args.preset, args.image_size, data.num_classes, args.cfg_dropout)
     info = dist_info()
     run_config = {
         "diffusion": asdict(diffusion),
