@@ -5,6 +5,7 @@
     torchrun --nproc_per_node=2 --no-python dit-mini train ...   # same run, two processes
     dit-mini sample --checkpoint runs/tiny/checkpoint.pt --cfg-scale 2 --out grid.png
     dit-mini gflops --preset DiT-S/2 --preset tiny
+    dit-mini bench --preset tiny --batch-size 64    # training images per second
     dit-mini course student notebooks/ student/
 
 Every subcommand explains its options with --help. Bad input ends with one line
@@ -35,7 +36,15 @@ from .train import (
     fit,
 )
 
-__all__ = ["build_parser", "main", "build_model", "train_run", "sample_images", "quickstart"]
+__all__ = [
+    "build_parser",
+    "main",
+    "build_model",
+    "train_run",
+    "sample_images",
+    "quickstart",
+    "measure_speed",
+]
 
 
 def build_model(preset: str, image_size: int, num_classes: int, cfg_dropout: float):
@@ -159,7 +168,7 @@ def quickstart(args: argparse.Namespace) -> int:
     minutes = args.minutes if args.minutes is not None else recipe.minutes
     result = train_run(train_args, budget_s=60 * minutes)
     classes = read_config(out / CHECKPOINT_NAME)["data"]["classes"]
-    per_class = recipe.samples_per_class
+    per_class = recipe.fast_samples_per_class if fast else recipe.samples_per_class
     images, _ = sample_images(
         out / CHECKPOINT_NAME, per_class * len(classes), recipe.sampler,
         recipe.fast_sample_steps if fast else recipe.sample_steps, recipe.cfg_scale,
@@ -176,6 +185,40 @@ def quickstart(args: argparse.Namespace) -> int:
         f"  samples (a row per class): {grid}\n  loss curve: {curve}\n"
         f"  checkpoint: {out / CHECKPOINT_NAME}  (EMA weights: {out / EXPORT_NAME})\n"
         f"more samples: dit-mini sample --checkpoint {out / CHECKPOINT_NAME} --out grid.png"
+    )
+    return 0
+
+
+def measure_speed(preset="tiny", batch_size=64, steps=20, warmup=3, device=None, image_size=32):
+    """Training speed of a preset in images per second, on random data, after `warmup` steps."""
+    from .diffusion import make_loss
+
+    n = 4 * batch_size
+    g = torch.Generator().manual_seed(0)
+    data = (torch.rand(n, 3, image_size, image_size, generator=g) * 2 - 1, torch.arange(n) % 10)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = build_model(preset, image_size, 10, TrainConfig().cfg_dropout)
+    marks = {}
+
+    def clock(step: int, loss: float) -> None:
+        if step == warmup:
+            marks["start"] = time.perf_counter()
+
+    cfg = TrainConfig(steps=warmup + steps, batch_size=batch_size)
+    result = fit(model, make_loss(), data, cfg, device=device, quiet=True, callback=clock)
+    seconds = time.perf_counter() - marks["start"]
+    device = next(result.model.parameters()).device
+    speed = steps * batch_size / seconds
+    return dict(preset=preset, batch_size=batch_size, images_per_second=speed, device=str(device),
+                threads=torch.get_num_threads())  # fmt: skip
+
+
+def _bench_cmd(args: argparse.Namespace) -> int:
+    r = measure_speed(args.preset, args.batch_size, args.steps, args.warmup, args.device)
+    print(
+        f"{r['preset']}: {r['images_per_second']:.0f} training images/s (batch {r['batch_size']}, "
+        f"{r['device']}, {r['threads']} threads)"
     )
     return 0
 
@@ -297,6 +340,13 @@ QUICKSTART_OPTIONS = [
     ("--recipe", str, "quickstart", f"named recipe, one of {sorted(RECIPES)}"),
     *DEVICE_OPTIONS,
 ]
+BENCH_OPTIONS = [
+    ("--preset", str, "tiny", "model preset to time (DiT or U-Net)"),
+    ("--batch-size", int, 64, "batch size"),
+    ("--steps", int, 20, "timed training steps"),
+    ("--warmup", int, 3, "untimed steps first (memory allocation, caches)"),
+    ("--device", str, None, "cpu, cuda or mps (default: the best available)"),
+]
 GFLOPS_OPTIONS = [
     ("--input-size", int, 32, "image or latent side in pixels"),
     ("--in-channels", int, 3, "input channels (3 for RGB, 4 for VAE latents)"),
@@ -361,6 +411,13 @@ def build_parser() -> argparse.ArgumentParser:
         "Train the tiny DiT on Relics for a few minutes, then write a sample grid (a row per "
         "class), a loss curve and the checkpoint.",
         QUICKSTART_OPTIONS,
+    )
+    command(
+        "bench",
+        _bench_cmd,
+        "measure training speed",
+        "Time training steps of a preset on random data and print images per second.",
+        BENCH_OPTIONS,
     )
     p = command(
         "gflops",

@@ -131,6 +131,7 @@ class Recipe:
     fast_steps: int = 30
     fast_n_images: int = 512
     fast_sample_steps: int = 10
+    fast_samples_per_class: int = 4
 
 
 # The one place where the quickstart's parameters live (issue 4 tunes them).
