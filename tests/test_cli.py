@@ -13,7 +13,7 @@ from dit_mini.checkpoint import load_checkpoint
 from dit_mini.cli import build_parser, main
 
 TRAIN = ["train", "--preset", "nano", "--n-images", "48", "--steps", "3", "--batch-size", "8"]
-TRAIN += ["--checkpoint-every", "2", "--seed", "3", "--quiet"]
+TRAIN += ["--checkpoint-every", "2", "--seed", "3", "--quiet", "--device", "cpu"]
 
 
 def subcommands():
@@ -67,7 +67,9 @@ def test_errors_name_the_problem_and_damage_nothing(tmp_path, capsys):
 def test_quickstart_in_fast_mode(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("DIT_MINI_FAST", "1")
     out = tmp_path / "qs"
-    assert main(["quickstart", "--out", str(out), "--steps", "2", "--quiet"]) == 0
+    assert (
+        main(["quickstart", "--out", str(out), "--steps", "2", "--quiet", "--device", "cpu"]) == 0
+    )
     printed = capsys.readouterr().out
     for name in ("samples.png", "loss.png", "checkpoint.pt", "ema.safetensors"):
         assert (out / name).is_file() and name in printed

@@ -12,9 +12,15 @@ import torch
 from dit_mini.checkpoint import CheckpointError, load_checkpoint
 from dit_mini.diffusion import make_loss
 from dit_mini.dit import DiT, dit_config
-from dit_mini.train import TrainConfig, TrainingDiverged, batch_indices, fit
+from dit_mini.train import TrainConfig, TrainingDiverged, batch_indices
+from dit_mini.train import fit as _fit
 
 SIZE = 16
+
+
+def fit(*args, **kwargs):
+    """The trainer on the CPU, where runs are exactly reproducible (the tests compare bits)."""
+    return _fit(*args, device="cpu", **kwargs)
 
 
 def tiny_model(seed=0, **overrides):
@@ -132,9 +138,8 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
         f"""
         import os, signal, sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_train import config, tiny_data, tiny_model
+        from test_train import config, fit, tiny_data, tiny_model
         from dit_mini.diffusion import make_loss
-        from dit_mini.train import fit
 
         def die(step, loss):
             if step == 5:
