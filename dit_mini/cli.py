@@ -18,200 +18,28 @@ import argparse
 import json
 import re
 import sys
-import time
-from dataclasses import asdict, fields
 from pathlib import Path
 
 import torch
 
-from .checkpoint import load_model, read_config
-from .runtime import close_distributed, dist_info, fast_mode, init_distributed, pick_device
-from .train import (
-    CHECKPOINT_NAME,
-    EXPORT_NAME,
-    RECIPES,
-    TrainConfig,
-    TrainingDiverged,
-    derive_seed,
-    fit,
-)
+from .recipes import RECIPES, measure_speed, quickstart, sample_images, train_from_options
+from .runtime import dist_info
+from .train import EXPORT_NAME, TrainConfig, TrainingDiverged
 
-__all__ = [
-    "build_parser",
-    "main",
-    "build_model",
-    "train_run",
-    "sample_images",
-    "quickstart",
-    "measure_speed",
-]
+__all__ = ["build_parser", "main"]
 
 
-def build_model(preset: str, image_size: int, num_classes: int, cfg_dropout: float):
-    """A DiT ('tiny', 'DiT-S/2', ...) or U-Net ('unet-tiny', ...) preset for the data's shape."""
-    from .dit import DIT_PRESETS, DiT, dit_config
-    from .unet import UNET_PRESETS, UNet, unet_config
-
-    kwargs = dict(input_size=image_size, num_classes=num_classes, class_dropout_prob=cfg_dropout)
-    if preset in UNET_PRESETS:
-        return UNet(unet_config(preset, **kwargs))
-    if preset not in DIT_PRESETS:
-        known = sorted(DIT_PRESETS) + sorted(UNET_PRESETS)
-        raise ValueError(f"unknown preset {preset!r}; choose one of {known}")
-    return DiT(dit_config(preset, **kwargs))
-
-
-def train_run(args: argparse.Namespace, budget_s: float | None = None):
-    """Load the data, build model and loss from the options, then `fit`; returns the TrainResult."""
-    from .datasets import load_dataset
-    from .diffusion import DiffusionConfig, make_loss
-
-    diffusion = DiffusionConfig(objective=args.objective, schedule=args.schedule)
-    names = [f.name for f in fields(TrainConfig) if hasattr(args, f.name)]
-    config = TrainConfig(**{name: getattr(args, name) for name in names})
-    data = load_dataset(args.data, train=True, n=args.n_images, size=args.image_size)
-    with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG left alone
-        torch.manual_seed(derive_seed(args.seed, "init"))
-        model = build_model(args.preset, args.image_size, data.num_classes, args.cfg_dropout)
-    info = dist_info()
-    run_config = {
-        "diffusion": asdict(diffusion),
-        "data": {"name": str(args.data), "n": len(data), "classes": list(data.classes)},
-    }
-    start = time.perf_counter()
-
-    def out_of_time(step: int, loss: float) -> bool:
-        return budget_s is not None and time.perf_counter() - start > budget_s
-
-    device = pick_device(args.device)
-    init_distributed(device)
-    try:
-        return fit(
-            model,
-            make_loss(diffusion),
-            data,
-            config,
-            out_dir=args.out,
-            resume=args.resume,
-            device=device,
-            quiet=args.quiet or not info.is_main,
-            callback=out_of_time if budget_s is not None else None,
-            run_config=run_config,
-        )
-    finally:
-        close_distributed()
-
-
-def sample_images(
-    checkpoint, n, sampler=None, steps=50, cfg_scale=1.0, label=None, seed=0, device=None, batch=256
-):
-    """Draw n samples from a checkpoint or export, one class per grid row when conditional.
-
-    Shapes: -> images (n, C, H, W) in [-1, 1], labels (n,) or None.
-    """
-    from .diffusion import DiffusionConfig, generate
-
-    device = pick_device(device)
-    config = read_config(checkpoint)
-    model = load_model(checkpoint, device=device)
-    diffusion = DiffusionConfig(**config.get("diffusion", {}))
-    num_classes = config["model"].get("num_classes", 0)
-    y = None
-    if num_classes and label is not None:
-        if not 0 <= label < num_classes:
-            raise ValueError(
-                f"--class {label} is out of range; this model knows 0..{num_classes - 1}"
-            )
-        y = torch.full((n,), label, dtype=torch.long)
-    elif num_classes:
-        y = torch.arange(n) // -(-n // num_classes)  # equal blocks of consecutive classes
-    generator = torch.Generator().manual_seed(seed)
-    chunks = []
-    with torch.no_grad():
-        for lo in range(0, n, batch):
-            yb = None if y is None else y[lo : lo + batch]
-            chunks.append(
-                generate(
-                    model,
-                    diffusion,
-                    min(batch, n - lo),
-                    y=yb,
-                    sampler=sampler,
-                    steps=steps,
-                    cfg_scale=cfg_scale,
-                    generator=generator,
-                ).cpu()  # fmt: skip
-            )
-    return torch.cat(chunks).clamp(-1, 1), y
-
-
-def quickstart(args: argparse.Namespace) -> int:
-    """Train the recipe's model for a few minutes, then write samples, loss curve and checkpoint."""
-    from .viz import save_image_grid, save_loss_curve
-
-    recipe, fast = RECIPES[args.recipe], fast_mode()
-    cfg, out = recipe.train, Path(args.out)
-    train_args = argparse.Namespace(
-        **asdict(cfg),
-        **recipe.diffusion,
-        preset=recipe.preset,
-        data=recipe.data,
-        n_images=recipe.fast_n_images if fast else recipe.n_images,
-        image_size=recipe.image_size,
-        out=out,
-        resume=True,
-        device=args.device,
-        quiet=args.quiet,
-    )
-    train_args.steps = args.steps or (recipe.fast_steps if fast else cfg.steps)
-    start = time.perf_counter()
-    minutes = args.minutes if args.minutes is not None else recipe.minutes
-    result = train_run(train_args, budget_s=60 * minutes)
-    classes = read_config(out / CHECKPOINT_NAME)["data"]["classes"]
-    per_class = recipe.fast_samples_per_class if fast else recipe.samples_per_class
-    images, _ = sample_images(
-        out / CHECKPOINT_NAME, per_class * len(classes), recipe.sampler,
-        recipe.fast_sample_steps if fast else recipe.sample_steps, recipe.cfg_scale,
-        seed=cfg.seed, device=args.device,
-    )  # fmt: skip
-    grid = save_image_grid(images, out / "samples.png", nrow=per_class, row_labels=classes)
-    curve = save_loss_curve(
-        result.history, out / "loss.png", title=f"{recipe.preset} DiT on relics"
-    )
-    total = time.perf_counter() - start
+def _quickstart_cmd(args: argparse.Namespace) -> int:
+    run = quickstart(args.out, args.minutes, args.steps, args.recipe, args.device, args.quiet)
+    result, batch = run["result"], RECIPES[args.recipe].train.batch_size
     print(
-        f"quickstart done in {total / 60:.1f} min: {result.step} steps of {cfg.batch_size} images, "
-        f"{result.images_per_second:.0f} images/s of training\n"
-        f"  samples (a row per class): {grid}\n  loss curve: {curve}\n"
-        f"  checkpoint: {out / CHECKPOINT_NAME}  (EMA weights: {out / EXPORT_NAME})\n"
-        f"more samples: dit-mini sample --checkpoint {out / CHECKPOINT_NAME} --out grid.png"
+        f"quickstart done in {run['seconds'] / 60:.1f} min: {result.step} steps of {batch} "
+        f"images, {result.images_per_second:.0f} images/s of training\n"
+        f"  samples (a row per class): {run['samples']}\n  loss curve: {run['loss_curve']}\n"
+        f"  checkpoint: {run['checkpoint']}  (EMA weights: {run['weights']})\n"
+        f"more samples: dit-mini sample --checkpoint {run['checkpoint']} --out grid.png"
     )
     return 0
-
-
-def measure_speed(preset="tiny", batch_size=64, steps=20, warmup=3, device=None, image_size=32):
-    """Training speed of a preset in images per second, on random data, after `warmup` steps."""
-    from .diffusion import make_loss
-
-    n = 4 * batch_size
-    g = torch.Generator().manual_seed(0)
-    data = (torch.rand(n, 3, image_size, image_size, generator=g) * 2 - 1, torch.arange(n) % 10)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = build_model(preset, image_size, 10, TrainConfig().cfg_dropout)
-    marks = {}
-
-    def clock(step: int, loss: float) -> None:
-        if step == warmup:
-            marks["start"] = time.perf_counter()
-
-    cfg = TrainConfig(steps=warmup + steps, batch_size=batch_size)
-    result = fit(model, make_loss(), data, cfg, device=device, quiet=True, callback=clock)
-    seconds = time.perf_counter() - marks["start"]
-    device = next(result.model.parameters()).device
-    speed = steps * batch_size / seconds
-    return dict(preset=preset, batch_size=batch_size, images_per_second=speed, device=str(device),
-                threads=torch.get_num_threads())  # fmt: skip
 
 
 def _bench_cmd(args: argparse.Namespace) -> int:
@@ -246,7 +74,7 @@ def _train_cmd(args: argparse.Namespace) -> int:
         args.out = Path("runs") / re.sub(
             r"[^A-Za-z0-9_.-]+", "-", f"{args.preset}-{Path(args.data).name}"
         )
-    result = train_run(args)
+    result = train_from_options(args)
     if dist_info().is_main and not args.quiet:
         print(
             f"trained {result.step} steps in {result.seconds:.1f} s "
@@ -406,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     command(
         "quickstart",
-        quickstart,
+        _quickstart_cmd,
         "the first demo: train a tiny DiT and see its samples",
         "Train the tiny DiT on Relics for a few minutes, then write a sample grid (a row per "
         "class), a loss curve and the checkpoint.",

@@ -28,7 +28,7 @@ import hashlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -48,8 +48,6 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "TrainingDiverged",
-    "Recipe",
-    "RECIPES",
     "CHECKPOINT_NAME",
     "EXPORT_NAME",
     "derive_seed",
@@ -108,34 +106,6 @@ class TrainConfig:
         """EMA decay after step `step`: min(decay, (1 + s) / (10 + s)) with warm-up, so early
         EMA weights are not dominated by the random initialisation."""
         return min(self.ema_decay, (1 + step) / (10 + step)) if self.ema_warmup else self.ema_decay
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """A named, complete training recipe (model preset, data, diffusion, training, sampling).
-
-    `diffusion` holds `DiffusionConfig` fields; in FAST mode the `fast_*` values replace theirs.
-    """
-
-    preset: str = "tiny"
-    data: str = "relics"
-    image_size: int = 32
-    n_images: int = 10_000
-    diffusion: dict = field(default_factory=lambda: {"objective": "eps", "schedule": "linear"})
-    train: TrainConfig = TrainConfig(steps=3000, batch_size=64, lr=3e-4, ema_decay=0.999)
-    minutes: float = 5.0
-    sampler: str = "ddim"
-    sample_steps: int = 50
-    cfg_scale: float = 2.0
-    samples_per_class: int = 8
-    fast_steps: int = 30
-    fast_n_images: int = 512
-    fast_sample_steps: int = 10
-    fast_samples_per_class: int = 4
-
-
-# The one place where the quickstart's parameters live (issue 4 tunes them).
-RECIPES: dict[str, Recipe] = {"quickstart": Recipe()}
 
 
 @dataclass
