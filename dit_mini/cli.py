@@ -1,4 +1,4 @@
-"""The `dit-mini` command line: train, sample, quickstart, gflops and course tools.
+"""The `dit-mini` command line: train, sample, quickstart, fid, gflops, bench and course tools.
 
     dit-mini quickstart                      # train the tiny DiT on Relics, write a sample grid
     dit-mini train --preset tiny --data relics --steps 2000 --out runs/tiny
@@ -6,6 +6,7 @@
     dit-mini sample --checkpoint runs/tiny/checkpoint.pt --cfg-scale 2 --out grid.png
     dit-mini gflops --preset DiT-S/2 --preset tiny
     dit-mini bench --preset tiny --batch-size 64    # training images per second
+    dit-mini fid --checkpoint runs/tiny/checkpoint.pt --n 1000 --features relic --json
     dit-mini course student notebooks/ student/
 
 Every subcommand explains its options with --help. Bad input ends with one line
@@ -48,6 +49,31 @@ def _bench_cmd(args: argparse.Namespace) -> int:
         f"{r['preset']}: {r['images_per_second']:.0f} training images/s (batch {r['batch_size']}, "
         f"{r['device']}, {r['threads']} threads)"
     )
+    return 0
+
+
+def _fid_cmd(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate_samples, load_samples
+
+    if (args.checkpoint is None) == (args.samples is None):
+        raise ValueError("give exactly one of --checkpoint (draw samples) or --samples (a file)")
+    if args.samples is not None:
+        images = load_samples(args.samples)[: args.n]
+    else:
+        images, _ = sample_images(
+            args.checkpoint, args.n, args.sampler, args.steps, args.cfg_scale, None, args.seed,
+            args.device, args.batch_size,
+        )  # fmt: skip
+    result = evaluate_samples(images, args.features, args.dataset, args.n_reference)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"FID {result['fid']:.2f} (floor {result['fid_floor']:.2f}), KID "
+            f"{result['kid']:.4f} +- {result['kid_std']:.4f} (floor {result['kid_floor']:.4f}); "
+            f"{result['n']} samples against {result['n_reference']} real {result['dataset']}, "
+            f"{result['features']} features"
+        )
     return 0
 
 
@@ -144,7 +170,7 @@ DEVICE_OPTIONS = [
     ("--quiet", bool, False, "no progress bar and no summary"),
 ]
 SAMPLE_OPTIONS = [
-    ("--checkpoint", str, None, "a checkpoint.pt or ema.safetensors file (required)"),
+    ("--checkpoint", str, None, "a checkpoint.pt or ema.safetensors file", "required"),
     ("--n", int, 64, "number of samples"),
     ("--sampler", str, None, "ddim or ddpm (all steps) for eps/v/x0 models, euler or heun for "
      "flow models (default: ddim or euler)"),
@@ -159,6 +185,22 @@ SAMPLE_OPTIONS = [
      "labels), e.g. for FID"),
     ("--batch-size", int, 256, "samples drawn at once"),
     ("--device", str, None, "cpu, cuda or mps (default: the best available)"),
+]
+FID_OPTIONS = [
+    ("--checkpoint", str, None, "draw the samples from this checkpoint.pt or ema.safetensors"),
+    ("--samples", str, None, "or read them from a file written by `dit-mini sample "
+     "--save-samples`"),
+    ("--n", int, 1000, "number of samples (FID is biased upward at small n: compare like n)"),
+    ("--n-reference", int, None, "real images in the reference set (default: max(n, 2000))"),
+    ("--features", str, "relic", "'inception' (standard FID, slow on a CPU) or 'relic' (the "
+     "Relics classifier's features, fast)"),
+    ("--dataset", str, "relics", "real data to compare with: relics or cifar10"),
+    *SAMPLE_OPTIONS[2:5],  # --sampler --steps --cfg-scale
+    ("--seed", int, 0, "seed of the sampling noise"),
+    ("--batch-size", int, 256, "samples drawn at once"),
+    ("--device", str, None, "cpu, cuda or mps (default: the best available)"),
+    ("--json", bool, False, "print JSON: fid, kid, kid_std, n, n_reference, fid_floor, "
+     "kid_floor, features, dataset"),
 ]
 QUICKSTART_OPTIONS = [
     ("--out", str, "quickstart", "output folder (running again continues the run saved there)"),
@@ -186,15 +228,14 @@ GFLOPS_OPTIONS = [
 
 
 def _add_options(parser: argparse.ArgumentParser, options: list) -> None:
-    for flag, kind, default, text in options:
+    for flag, kind, default, text, *required in options:
         dest = "label" if flag == "--class" else None  # `args.class` would be a syntax error
         extra = {"dest": dest} if dest else {}
         if kind is bool:
             parser.add_argument(flag, action="store_true", help=text, **extra)
         else:
-            required = flag == "--checkpoint"
             parser.add_argument(
-                flag, type=kind, default=default, required=required, help=text, **extra
+                flag, type=kind, default=default, required=bool(required), help=text, **extra
             )
 
 
@@ -246,6 +287,14 @@ def build_parser() -> argparse.ArgumentParser:
         "measure training speed",
         "Time training steps of a preset on random data and print images per second.",
         BENCH_OPTIONS,
+    )
+    command(
+        "fid",
+        _fid_cmd,
+        "FID and KID of samples against real data",
+        "Draw samples from a checkpoint (or read saved ones) and print FID and KID against real "
+        "images, beside the real-vs-real floor at the same sample count.",
+        FID_OPTIONS,
     )
     p = command(
         "gflops",
