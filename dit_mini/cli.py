@@ -100,7 +100,8 @@ def _train_cmd(args: argparse.Namespace) -> int:
         args.out = Path("runs") / re.sub(
             r"[^A-Za-z0-9_.-]+", "-", f"{args.preset}-{Path(args.data).name}"
         )
-    result = train_from_options(args)
+    budget = None if args.minutes is None else 60 * args.minutes
+    result = train_from_options(args, budget_s=budget)
     if dist_info().is_main and not args.quiet:
         print(
             f"trained {result.step} steps in {result.seconds:.1f} s "
@@ -143,6 +144,8 @@ TRAIN_OPTIONS = [
     ("--n-images", int, None, "use the first N images (relics: generate N; default: all, "
      "50,000 relics)"),
     ("--image-size", int, 32, "image side in pixels; images are resized to it"),
+    ("--patch-size", int, None, "override the DiT preset's patch size (e.g. 1 or 2 for 8x8 "
+     "latents)"),
     ("--steps", int, _D.steps, "optimizer steps in total"),
     ("--batch-size", int, _D.batch_size, "GLOBAL batch size, split equally among the "
      "processes under torchrun"),
@@ -162,6 +165,10 @@ TRAIN_OPTIONS = [
      "runs/PRESET-DATA)"),
     ("--checkpoint-every", int, 500, "write a checkpoint every K steps (and at the end)"),
     ("--log-every", int, _D.log_every, "steps between loss updates on the progress bar"),
+    ("--vae", str, None, "train a latent DiT on the latents of this VAE file (e.g. "
+     "assets/vae.safetensors); its samples are decoded with it"),
+    ("--minutes", float, None, "also stop after this many minutes of training (the checkpoint "
+     "is written; --resume continues)"),
     ("--resume", bool, False, "continue the run saved in --out; it must have the same options, "
      "except --steps, --checkpoint-every and --log-every"),
 ]

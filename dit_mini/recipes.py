@@ -62,17 +62,28 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {"quickstart": Recipe()}
 
 
-def build_model(preset: str, image_size: int, num_classes: int, cfg_dropout: float):
-    """A DiT ('tiny', 'DiT-S/2', ...) or U-Net ('unet-tiny', ...) preset for the data's shape."""
+def build_model(
+    preset: str,
+    image_size: int,
+    num_classes: int,
+    cfg_dropout: float,
+    in_channels: int = 3,
+    patch_size: int | None = None,
+):
+    """A DiT ('tiny', 'DiT-S/2', ...) or U-Net ('unet-tiny', ...) preset for the data's shape;
+    `patch_size` overrides a DiT preset's (e.g. 1 or 2 on 8x8 latents)."""
     from .dit import DIT_PRESETS, DiT, dit_config
     from .unet import UNET_PRESETS, UNet, unet_config
 
     kwargs = dict(input_size=image_size, num_classes=num_classes, class_dropout_prob=cfg_dropout)
+    kwargs["in_channels"] = in_channels
     if preset in UNET_PRESETS:
         return UNet(unet_config(preset, **kwargs))
     if preset not in DIT_PRESETS:
         known = sorted(DIT_PRESETS) + sorted(UNET_PRESETS)
         raise ValueError(f"unknown preset {preset!r}; choose one of {known}")
+    if patch_size is not None:
+        kwargs["patch_size"] = patch_size
     return DiT(dit_config(preset, **kwargs))
 
 
@@ -85,14 +96,18 @@ def train_from_options(args: argparse.Namespace, budget_s: float | None = None):
     names = [f.name for f in fields(TrainConfig) if hasattr(args, f.name)]
     config = TrainConfig(**{name: getattr(args, name) for name in names})
     data = load_dataset(args.data, train=True, n=args.n_images, size=args.image_size)
-    with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG left alone
-        torch.manual_seed(derive_seed(args.seed, "init"))
-        model = build_model(args.preset, args.image_size, data.num_classes, args.cfg_dropout)
-    info = dist_info()
     run_config = {
         "diffusion": asdict(diffusion),
         "data": {"name": str(args.data), "n": len(data), "classes": list(data.classes)},
     }
+    if getattr(args, "vae", None):  # latent diffusion: train on the VAE's (scaled) latents
+        data, run_config["latent"] = _encode_for_latent_training(args.vae, data, args.device)
+    C, size = data.images.shape[1], data.images.shape[-1]
+    with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG left alone
+        torch.manual_seed(derive_seed(args.seed, "init"))
+        patch = getattr(args, "patch_size", None)
+        model = build_model(args.preset, size, data.num_classes, args.cfg_dropout, C, patch)
+    info = dist_info()
     start = time.perf_counter()
 
     def out_of_time(step: int, loss: float) -> bool:
@@ -117,10 +132,44 @@ def train_from_options(args: argparse.Namespace, budget_s: float | None = None):
         close_distributed()
 
 
+def _encode_for_latent_training(vae_path, data, device=None):
+    """Encode a dataset with a VAE file; returns the latent dataset and the run-config entry."""
+    import hashlib
+
+    from .vae import encode_dataset, load_vae
+
+    vae = load_vae(vae_path, device=pick_device(device))
+    sha1 = hashlib.sha1(Path(vae_path).read_bytes()).hexdigest()
+    latents = encode_dataset(vae, data)
+    return latents, {"vae": str(vae_path), "vae_sha1": sha1, "image_size": data.images.shape[-1]}
+
+
+def _decoder(config: dict, device, vae_path=None):
+    """For a latent model, a function latents -> images (its VAE); None for a pixel model."""
+    if "latent" not in config:
+        return None
+    from .vae import decode_latents, load_vae
+
+    path = Path(vae_path or config["latent"]["vae"])
+    if not path.is_file() and not path.is_absolute():  # a shipped VAE, seen from another folder
+        from .pretrained import assets_dir
+
+        path = assets_dir() / path.name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"this latent model decodes with the VAE {path}, which is missing; pass its path"
+        )
+    vae = load_vae(path, device=device)
+    return lambda z: decode_latents(vae, z)
+
+
 def sample_images(
-    checkpoint, n, sampler=None, steps=50, cfg_scale=1.0, label=None, seed=0, device=None, batch=256
-):
+    checkpoint, n, sampler=None, steps=50, cfg_scale=1.0, label=None, seed=0, device=None,
+    batch=256, vae=None,
+):  # fmt: skip
     """Draw n samples from a checkpoint or export, one class per grid row when conditional.
+
+    A latent model's samples are decoded with the VAE it was trained with (or the file `vae`).
 
     Shapes: -> images (n, C, H, W) in [-1, 1], labels (n,) or None.
     """
@@ -129,6 +178,7 @@ def sample_images(
     device = pick_device(device)
     config = read_config(checkpoint)
     model = load_model(checkpoint, device=device)
+    decode = _decoder(config, device, vae)
     diffusion = DiffusionConfig(**config.get("diffusion", {}))
     num_classes = config["model"].get("num_classes", 0)
     y = None
@@ -145,18 +195,11 @@ def sample_images(
     with torch.no_grad():
         for lo in range(0, n, batch):
             yb = None if y is None else y[lo : lo + batch]
-            chunks.append(
-                generate(
-                    model,
-                    diffusion,
-                    min(batch, n - lo),
-                    y=yb,
-                    sampler=sampler,
-                    steps=steps,
-                    cfg_scale=cfg_scale,
-                    generator=generator,
-                ).cpu()  # fmt: skip
-            )
+            x = generate(
+                model, diffusion, min(batch, n - lo), y=yb, sampler=sampler, steps=steps,
+                cfg_scale=cfg_scale, generator=generator,
+            )  # fmt: skip
+            chunks.append((decode(x) if decode else x).cpu())
     return torch.cat(chunks).clamp(-1, 1), y
 
 

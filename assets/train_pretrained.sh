@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Trains the pretrained relic models shipped in assets/ (see each model card), from the repo root:
+#   bash assets/train_pretrained.sh OUT_DIR            # on a CUDA machine (how the shipped files were made)
+#   DEVICE=cpu MINUTES=30 bash assets/train_pretrained.sh OUT_DIR   # the same recipe on a CPU
+# The three runs share one GPU, each for the same wall-clock budget. The EMA weights are then
+# stored in float16 safetensors (half the size; loading casts them back to float32).
+set -euo pipefail
+OUT=${1:?usage: train_pretrained.sh OUT_DIR}
+DEVICE=${DEVICE:-cuda}
+MINUTES=${MINUTES:-3.3}
+STEPS=${STEPS:-100000}
+N=${N_IMAGES:-50000}
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+mkdir -p "$OUT"
+COMMON=(--data relics --n-images "$N" --steps "$STEPS" --minutes "$MINUTES" --batch-size 256
+        --lr 3e-4 --warmup-steps 500 --ema-decay 0.9995 --cfg-dropout 0.1 --objective eps
+        --schedule linear --seed 0 --checkpoint-every 2000 --device "$DEVICE" --quiet)
+# Build the Relics cache once, so the three runs do not all render 50,000 images.
+python3 -c "from dit_mini.relics import make_relics; make_relics($N, seed=0)"
+python3 -m dit_mini.cli train --preset tiny "${COMMON[@]}" --out "$OUT/dit_tiny" > "$OUT/dit_tiny.log" 2>&1 &
+python3 -m dit_mini.cli train --preset unet-tiny "${COMMON[@]}" --out "$OUT/unet_tiny" > "$OUT/unet_tiny.log" 2>&1 &
+python3 -m dit_mini.cli train --preset tiny --patch-size 1 --vae assets/vae.safetensors "${COMMON[@]}" \
+    --out "$OUT/latent_dit_tiny" > "$OUT/latent_dit_tiny.log" 2>&1 &
+wait
+python3 - "$OUT" <<'PY'
+import json, sys
+from pathlib import Path
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from dit_mini.checkpoint import load_checkpoint
+
+out = Path(sys.argv[1])
+for name in ("dit_tiny", "unet_tiny", "latent_dit_tiny"):
+    with safe_open(str(out / name / "ema.safetensors"), "pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k).half().contiguous() for k in f.keys()}
+    save_file(tensors, str(out / f"{name}.safetensors"), metadata=meta)
+    state = load_checkpoint(out / name / "checkpoint.pt")
+    history = [round(float(x), 5) for x in state["history"]]
+    record = {"step": int(state["step"]), "history": history, "config": state["config"],
+              "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}
+    (out / f"{name}.json").write_text(json.dumps(record))
+    print(name, "steps", record["step"], "final loss", sum(history[-100:]) / len(history[-100:]))
+PY
