@@ -160,6 +160,9 @@ TRAIN_OPTIONS = [
     ("--objective", str, "eps", "what the network predicts: eps (noise), v (velocity), x0 (the "
      "image) or flow (flow-matching velocity)"),
     ("--schedule", str, "linear", "noise schedule of eps, v and x0 objectives: linear or cosine"),
+    ("--time-sampling", str, "uniform", "how training draws flow times: uniform or logit_normal "
+     "(more weight on the middle times; SD3)"),
+    ("--weighting", str, "none", "loss weighting of eps, v and x0 objectives: none or min_snr"),
     ("--seed", int, _D.seed, "seed of the initial weights, data order and noise"),
     ("--out", Path, None, "folder for checkpoint.pt and ema.safetensors (default: "
      "runs/PRESET-DATA)"),

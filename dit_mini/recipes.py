@@ -113,7 +113,8 @@ def train_from_options(args: argparse.Namespace, budget_s: float | None = None):
     from .datasets import load_dataset
     from .diffusion import DiffusionConfig, make_loss
 
-    diffusion = DiffusionConfig(objective=args.objective, schedule=args.schedule)
+    known = [f.name for f in fields(DiffusionConfig) if getattr(args, f.name, None) is not None]
+    diffusion = DiffusionConfig(**{name: getattr(args, name) for name in known})
     names = [f.name for f in fields(TrainConfig) if hasattr(args, f.name)]
     config = TrainConfig(**{name: getattr(args, name) for name in names})
     data = load_dataset(args.data, train=True, n=args.n_images, size=args.image_size)
