@@ -58,13 +58,14 @@ def _fid_cmd(args: argparse.Namespace) -> int:
     if (args.checkpoint is None) == (args.samples is None):
         raise ValueError("give exactly one of --checkpoint (draw samples) or --samples (a file)")
     if args.samples is not None:
-        images = load_samples(args.samples)[: args.n]
+        images, labels = load_samples(args.samples)
+        images, labels = images[: args.n], None if labels is None else labels[: args.n]
     else:
-        images, _ = sample_images(
+        images, labels = sample_images(
             args.checkpoint, args.n, args.sampler, args.steps, args.cfg_scale, None, args.seed,
             args.device, args.batch_size,
         )  # fmt: skip
-    result = evaluate_samples(images, args.features, args.dataset, args.n_reference)
+    result = evaluate_samples(images, args.features, args.dataset, args.n_reference, labels=labels)
     if args.json:
         print(json.dumps(result))
     else:
@@ -74,6 +75,8 @@ def _fid_cmd(args: argparse.Namespace) -> int:
             f"{result['n']} samples against {result['n_reference']} real {result['dataset']}, "
             f"{result['features']} features"
         )
+        if "class_accuracy" in result:
+            print(f"class accuracy {100 * result['class_accuracy']:.1f}% (Relics classifier)")
     return 0
 
 
@@ -210,7 +213,7 @@ FID_OPTIONS = [
     ("--batch-size", int, 256, "samples drawn at once"),
     ("--device", str, None, "cpu, cuda or mps (default: the best available)"),
     ("--json", bool, False, "print JSON: fid, kid, kid_std, n, n_reference, fid_floor, "
-     "kid_floor, features, dataset"),
+     "kid_floor, features, dataset (and class_accuracy for class-conditional relic models)"),
 ]
 QUICKSTART_OPTIONS = [
     ("--out", str, "quickstart", "output folder (running again continues the run saved there)"),

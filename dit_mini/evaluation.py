@@ -68,10 +68,10 @@ def _features_tag(features: str) -> str:
         return features
     import hashlib
 
-    from .classifier import CLASSIFIER_PATH
+    from .pretrained import asset_path
     from .relics import RELICS_VERSION
 
-    digest = hashlib.sha1(Path(CLASSIFIER_PATH).read_bytes()).hexdigest()[:10]
+    digest = hashlib.sha1(asset_path("relic-classifier").read_bytes()).hexdigest()[:10]
     return f"relic{RELICS_VERSION}-{digest}"
 
 
@@ -116,11 +116,12 @@ def evaluate_samples(
     kid_subsets: int = 100,
     seed: int = 0,
     extractor=None,
+    labels: torch.Tensor | None = None,
 ) -> dict:
     """FID and KID of samples against real data, with the real-vs-real floor at the same n.
 
     Returns {'fid', 'kid', 'kid_std', 'n', 'n_reference', 'fid_floor', 'kid_floor', 'features',
-    'dataset'}.
+    'dataset'}, plus 'class_accuracy' (by the Relics classifier) when relic `labels` are given.
 
     Shapes: samples (n, 3, H, W) in [-1, 1].
     """
@@ -136,7 +137,12 @@ def evaluate_samples(
     subset = min(1000, n, n_reference)
     kid, kid_std = kid_from_features(ref, fake, kid_subsets, subset, g)
     kid_floor, _ = kid_from_features(ref, floor, kid_subsets, subset, g)
-    return {
+    scores = {}
+    if labels is not None and dataset == "relics":
+        from .classifier import classifier_accuracy, load_classifier
+
+        scores["class_accuracy"] = classifier_accuracy(load_classifier(), samples, labels)
+    return scores | {
         "fid": fid_from_features(ref, fake),
         "kid": kid,
         "kid_std": kid_std,
@@ -149,8 +155,8 @@ def evaluate_samples(
     }
 
 
-def load_samples(path: str | Path) -> torch.Tensor:
-    """Images saved by `dit-mini sample --save-samples` (a dict with 'images') or a bare tensor."""
+def load_samples(path: str | Path) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Images and labels (or None) saved by `dit-mini sample --save-samples`, or a bare tensor."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
@@ -158,8 +164,9 @@ def load_samples(path: str | Path) -> torch.Tensor:
         )
     obj = torch.load(path, weights_only=True)
     images = obj.get("images") if isinstance(obj, dict) else obj
+    labels = obj.get("labels") if isinstance(obj, dict) else None
     if not isinstance(images, torch.Tensor) or images.dim() != 4:
         raise ValueError(
             f"{path} holds no (N, C, H, W) image tensor; expected the 'images' of a samples file"
         )
-    return images.float()
+    return images.float(), labels

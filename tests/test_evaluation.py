@@ -41,11 +41,14 @@ def test_fid_cli_from_saved_samples(tmp_path, capsys):
     from dit_mini.relics import make_relics
 
     path = tmp_path / "samples.pt"
-    torch.save({"images": make_relics(50, seed=5).images, "labels": None}, path)
+    real = make_relics(50, seed=5)
+    torch.save({"images": real.images, "labels": real.labels}, path)
     assert main(["fid", "--samples", str(path), "--n", "50", "--n-reference", "100", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["n"] == 50 and out["features"] == "relic" and out["fid"] >= 0
-    assert torch.equal(load_samples(path), make_relics(50, seed=5).images)
+    assert out["class_accuracy"] == 1.0  # real relics are classified as their own class
+    images, labels = load_samples(path)
+    assert torch.equal(images, real.images) and torch.equal(labels, real.labels)
 
 
 def test_fid_cli_errors(tmp_path, capsys):
