@@ -72,8 +72,10 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, return_weights: bool = False):
-        qkv = self.qkv(x)  # (B, L, 3D)
-        q, k, v = rearrange(qkv, "b l (three h d) -> three b h l d", three=3, h=self.num_heads)
+        qkv = rearrange(self.qkv(x), "b l (three h d) -> b l three h d", three=3, h=self.num_heads)
+        # Unbind before moving the heads forward: the backward of this unbind then stacks the
+        # q, k, v gradients straight into the (B, L, 3D) layout of qkv, with no extra copy.
+        q, k, v = (rearrange(t, "b l h d -> b h l d") for t in qkv.unbind(dim=2))
         if return_weights or not self.fused:
             out, weights = explicit_attention(q, k, v)
         else:

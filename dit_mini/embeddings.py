@@ -96,7 +96,9 @@ class PatchEmbed(nn.Module):
         self.proj = nn.Conv2d(in_channels, hidden_size, kernel_size=patch_size, stride=patch_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return rearrange(self.proj(x), "b d h w -> b (h w) d")
+        # The view is channel-major in memory; one copy here keeps the residual stream contiguous,
+        # else every LayerNorm, linear layer and residual add downstream pays for the strides.
+        return rearrange(self.proj(x), "b d h w -> b (h w) d").contiguous()
 
 
 class TimestepEmbedder(nn.Module):
