@@ -5,6 +5,7 @@
 # The three runs train side by side (one thread each on a CPU), each for the same wall-clock budget,
 # with the fast recipe of issue 4 (flow matching, logit-normal t, high learning rate, small batch).
 # The EMA weights are then stored as float16 safetensors (half the size; loading casts them back).
+# RESUME=1 continues the three runs saved in OUT_DIR for another MINUTES (exact resume).
 set -euo pipefail
 OUT=${1:?usage: train_pretrained.sh OUT_DIR}
 DEVICE=${DEVICE:-cpu}
@@ -16,7 +17,8 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p "$OUT"
 COMMON=(--data relics --n-images "$N" --steps "$STEPS" --minutes "$MINUTES" --batch-size 32
         --lr 2e-3 --warmup-steps 100 --ema-decay 0.999 --cfg-dropout 0.1 --objective flow
-        --time-sampling logit_normal --seed 0 --checkpoint-every 500 --device "$DEVICE" --quiet)
+        --time-sampling logit_normal --seed 0 --checkpoint-every 500 --device "$DEVICE" --quiet
+        ${RESUME:+--resume})
 # Build the Relics cache once, so the three runs do not all render 50,000 images.
 python3 -c "from dit_mini.relics import make_relics; make_relics($N, seed=0)"
 python3 -m dit_mini.cli train --preset tiny "${COMMON[@]}" --out "$OUT/dit_tiny" > "$OUT/dit_tiny.log" 2>&1 &
