@@ -44,6 +44,17 @@ def _quickstart_cmd(args: argparse.Namespace) -> int:
 
 
 def _bench_cmd(args: argparse.Namespace) -> int:
+    if args.what == "ttr":
+        from .ttr import run_ttr
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        out = args.out or f"runs/ttr-{args.recipe}"
+        report = run_ttr(args.recipe, args.minutes, out, args.eval_every, args.n_eval, args.seed)
+        for point in report["points"]:
+            print(json.dumps({k: point[k] for k in ("minutes", "step", "class_accuracy", "fid")}))
+        print(f"wrote {out}/ttr.json, ttr.png and samples.png")
+        return 0
     r = measure_speed(args.preset, args.batch_size, args.steps, args.warmup, args.device)
     print(
         f"{r['preset']}: {r['images_per_second']:.0f} training images/s (batch {r['batch_size']}, "
@@ -229,6 +240,13 @@ BENCH_OPTIONS = [
     ("--steps", int, 20, "timed training steps"),
     ("--warmup", int, 3, "untimed steps first (memory allocation, caches)"),
     ("--device", str, None, "cpu, cuda or mps (default: the best available)"),
+    ("--recipe", str, "quickstart", "ttr: named recipe of dit_mini.ttr.RECIPES"),
+    ("--minutes", float, 5.0, "ttr: minutes of training (evaluations not counted)"),
+    ("--eval-every", float, 60.0, "ttr: seconds of training between evaluations"),
+    ("--n-eval", int, 100, "ttr: samples per evaluation (10 per class)"),
+    ("--seed", int, 0, "ttr: seed of the run"),
+    ("--threads", int, None, "ttr: torch CPU threads (default: torch's)"),
+    ("--out", str, None, "ttr: output folder (default: runs/ttr-RECIPE)"),
 ]
 GFLOPS_OPTIONS = [
     ("--input-size", int, 32, "image or latent side in pixels"),
@@ -294,12 +312,17 @@ def build_parser() -> argparse.ArgumentParser:
         "class), a loss curve and the checkpoint.",
         QUICKSTART_OPTIONS,
     )
-    command(
+    p = command(
         "bench",
         _bench_cmd,
-        "measure training speed",
-        "Time training steps of a preset on random data and print images per second.",
+        "measure training speed, or time to recognizable relics",
+        "'speed' (default) times training steps of a preset on random data and prints images "
+        "per second; 'ttr' trains a recipe on Relics for --minutes and records class accuracy "
+        "and FID against wall-clock (ttr.json, ttr.png, samples.png).",
         BENCH_OPTIONS,
+    )
+    p.add_argument(
+        "what", nargs="?", choices=("speed", "ttr"), default="speed", help="what to measure"
     )
     command(
         "fid",

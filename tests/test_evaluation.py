@@ -58,3 +58,21 @@ def test_fid_cli_errors(tmp_path, capsys):
     assert "no samples file" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown features"):
         evaluate_samples(torch.zeros(4, 3, 32, 32), features="clip")
+
+
+def test_bench_ttr_cli_calls_run_ttr(monkeypatch, tmp_path, capsys):
+    import dit_mini.ttr as ttr
+
+    seen = {}
+
+    def fake_run_ttr(recipe, minutes, out, eval_every, n_eval, seed):
+        seen.update(recipe=recipe, minutes=minutes, out=out, eval_every=eval_every, n_eval=n_eval)
+        return {"points": [{"minutes": 0.5, "step": 10, "class_accuracy": 0.3, "fid": 20.0}]}
+
+    monkeypatch.setattr(ttr, "run_ttr", fake_run_ttr)
+    args = ["bench", "ttr", "--recipe", "nano-flow", "--minutes", "0.5", "--out", str(tmp_path)]
+    assert main(args + ["--eval-every", "10", "--n-eval", "20"]) == 0
+    assert seen == dict(
+        recipe="nano-flow", minutes=0.5, out=str(tmp_path), eval_every=10.0, n_eval=20
+    )
+    assert '"class_accuracy": 0.3' in capsys.readouterr().out
