@@ -29,7 +29,7 @@ def test_every_option_of_every_command_has_help(capsys):
             main([name, "--help"])
         assert exit_info.value.code == 0
         assert "--help" in capsys.readouterr().out
-    assert set(subcommands()) == {"train", "sample", "quickstart", "gflops", "course", "bench"}
+    assert set(subcommands()) == {"train", "sample", "quickstart", "gflops", "course", "bench", "fid"}
 
 
 def test_train_then_sample(tmp_path, capsys):
