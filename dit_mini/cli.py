@@ -45,15 +45,12 @@ def _quickstart_cmd(args: argparse.Namespace) -> int:
 
 def _bench_cmd(args: argparse.Namespace) -> int:
     if args.what == "ttr":
-        from .ttr import run_ttr
+        from .ttr import main as ttr_main
 
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        out = args.out or f"runs/ttr-{args.recipe}"
-        report = run_ttr(args.recipe, args.minutes, out, args.eval_every, args.n_eval, args.seed)
-        for point in report["points"]:
-            print(json.dumps({k: point[k] for k in ("minutes", "step", "class_accuracy", "fid")}))
-        print(f"wrote {out}/ttr.json, ttr.png and samples.png")
+        argv = ["--recipe", args.recipe, "--minutes", str(args.minutes), "--seed", str(args.seed)]
+        argv += ["--eval-every", str(args.eval_every), "--n-eval", str(args.n_eval)]
+        argv += ["--out", args.out] if args.out else []
+        ttr_main(argv + (["--threads", str(args.threads)] if args.threads else []))
         return 0
     r = measure_speed(args.preset, args.batch_size, args.steps, args.warmup, args.device)
     print(
