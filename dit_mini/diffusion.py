@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from .guidance import guided
-from .samplers import FLOW_TIME_SCALE, ddim_sample, ddpm_sample, euler_sample, randn
+from .samplers import FLOW_TIME_SCALE, FlowAsEps, ddim_sample, ddpm_sample, euler_sample, randn
 from .schedules import SCHEDULES, NoiseSchedule, make_schedule
 
 __all__ = ["OBJECTIVES", "SAMPLERS", "DiffusionConfig", "DiffusionLoss", "make_loss", "generate"]
@@ -35,7 +35,7 @@ SAMPLERS = {
     "eps": ("ddim", "ddpm"),
     "v": ("ddim", "ddpm"),
     "x0": ("ddim", "ddpm"),
-    "flow": ("euler", "heun"),
+    "flow": ("euler", "heun", "ddim", "ddpm"),  # DDIM/DDPM through samplers.FlowAsEps
 }
 
 
@@ -165,7 +165,8 @@ def generate(
 ):
     """Sample n images (class labels y, optional guidance) with the sampler that fits the objective.
 
-    Samplers: 'ddim' (steps, eta) or 'ddpm' (all T steps) for eps/v/x0; 'euler' or 'heun' for flow.
+    Samplers: 'ddim' (steps, eta) or 'ddpm' (all T steps) for eps/v/x0; 'euler' or 'heun' for flow,
+    which also runs under 'ddim'/'ddpm' on the config's VP schedule through `FlowAsEps`.
 
     Shapes: y (n,) -> (n, C, H, W), values roughly in [-1, 1].
     """
@@ -188,6 +189,8 @@ def generate(
         y = torch.as_tensor(y, device=device).long().reshape(-1)
     net = guided(model, cfg_scale) if cfg_scale != 1.0 else model
     pred = "eps" if config.is_flow else config.objective
+    if config.is_flow and sampler in ("ddim", "ddpm"):
+        net = FlowAsEps(net, config.make_schedule())
     if sampler == "ddpm":
         return ddpm_sample(
             net, config.make_schedule(), x_T, y, pred, generator, trajectory=trajectory

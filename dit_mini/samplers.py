@@ -4,6 +4,9 @@
   Gaussian posterior q(x_{t-1} | x_t, x0_hat), T network calls.
 - DDIM (Song et al., arXiv 2010.02502, eq. 12): jumps along a subsequence of timesteps; eta = 0 is
   deterministic (an ODE solver), eta = 1 recovers DDPM-like noise. The speedrun of notebook 03.
+- A flow-matching model also runs under DDPM/DDIM through `FlowAsEps`: the straight path
+  x = (1 - s) x0 + s eps is the variance-preserving path rescaled, so every VP timestep has a flow
+  time with the same signal-to-noise ratio (Kingma et al., arXiv 2107.00630, sec. 3-4).
 - Euler / Heun for flow-matching models (Liu et al., arXiv 2209.03003; Esser et al.,
   arXiv 2403.03206):
   x moves along the predicted velocity from t = 1 (noise) to t = 0 (data).
@@ -32,6 +35,7 @@ __all__ = [
     "ddim_sample",
     "flow_timesteps",
     "euler_sample",
+    "FlowAsEps",
 ]
 
 FLOW_TIME_SCALE = 1000.0  # flow time t in [0, 1] enters the timestep embedding as t * 1000
@@ -244,3 +248,27 @@ def euler_sample(
             if trajectory:
                 path.append(x)
     return (x, path) if trajectory else x
+
+
+class FlowAsEps:
+    """A flow-matching velocity model seen as a variance-preserving eps model on `schedule`.
+
+    At VP timestep t with alpha_bar = a, the flow time with the same signal-to-noise ratio is
+    s = sqrt(1 - a) / (sqrt(a) + sqrt(1 - a)), and x_flow = x_vp / (sqrt(a) + sqrt(1 - a)).
+    With v = model(x_flow, s), x_flow = (1 - s) x0 + s eps and v = eps - x0 give
+    eps = x_flow + (1 - s) v. So DDPM and DDIM can sample a model trained with flow matching.
+
+    Shapes: x_t (B, C, H, W), t (B,) integer VP timesteps, y (B,) -> eps (B, C, H, W).
+    """
+
+    def __init__(self, model: Callable, schedule: NoiseSchedule):
+        self.model, self.schedule = model, schedule
+
+    def __call__(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None):
+        C = x_t.shape[1]
+        ab = self.schedule.alpha_bar.to(x_t.device)[t.long()].to(x_t.dtype).reshape(-1, 1, 1, 1)
+        norm = ab.sqrt() + (1 - ab).sqrt()
+        s = (1 - ab).sqrt() / norm  # (B, 1, 1, 1) flow time with the same SNR
+        x_flow = x_t / norm
+        v = self.model(x_flow, s.flatten() * FLOW_TIME_SCALE, y)[:, :C]
+        return x_flow + (1 - s) * v

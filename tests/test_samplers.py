@@ -2,7 +2,14 @@ import pytest
 import torch
 
 from dit_mini.diffusion import DiffusionConfig, generate
-from dit_mini.samplers import ddim_sample, ddim_timesteps, ddpm_sample, euler_sample, flow_timesteps
+from dit_mini.samplers import (
+    FlowAsEps,
+    ddim_sample,
+    ddim_timesteps,
+    ddpm_sample,
+    euler_sample,
+    flow_timesteps,
+)
 from dit_mini.schedules import cosine_schedule, linear_schedule
 
 POINT = torch.tensor([0.5, -0.25, 0.75]).reshape(1, 3, 1, 1).expand(1, 3, 4, 4)
@@ -37,12 +44,26 @@ def test_ddpm_and_ddim_recover_the_single_point(kind):
         assert torch.allclose(out, POINT.expand_as(out), atol=1e-4)
 
 
-def test_euler_recovers_point_for_exact_velocity():
-    def velocity(x_t, t, y=None):
-        tt = (t / 1000).reshape(-1, 1, 1, 1)
-        eps = (x_t - (1 - tt) * POINT) / tt
-        return eps - POINT
+def velocity(x_t, t, y=None):
+    """Exact flow-matching velocity for the one-point dataset (t arrives scaled by 1000)."""
+    tt = (t / 1000).reshape(-1, 1, 1, 1)
+    eps = (x_t - (1 - tt) * POINT) / tt
+    return eps - POINT
 
+
+def test_flow_model_runs_under_ddpm_and_ddim():
+    s = linear_schedule(100)
+    g = torch.Generator().manual_seed(2)
+    x_t, t = torch.randn(5, 3, 4, 4, generator=g), torch.tensor([0, 3, 40, 77, 99])
+    # the bridge turns the exact velocity into the exact VP eps at every timestep
+    assert torch.allclose(FlowAsEps(velocity, s)(x_t, t), oracle(s)(x_t, t), atol=1e-4)
+    out = ddpm_sample(FlowAsEps(velocity, s), s, x_t[:2], generator=g)
+    assert torch.allclose(out, POINT.expand_as(out), atol=1e-4)
+    out = ddim_sample(FlowAsEps(velocity, s), s, x_t[:2], steps=5)
+    assert torch.allclose(out, POINT.expand_as(out), atol=1e-4)
+
+
+def test_euler_recovers_point_for_exact_velocity():
     x_T = torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(1))
     out = euler_sample(velocity, x_T, steps=7)
     assert torch.allclose(out, POINT.expand_as(out), atol=1e-5)
