@@ -5,10 +5,12 @@ transformer blocks whose LayerNorms are modulated by the conditioning vector c =
 (adaptive LayerNorm). In adaLN-Zero every residual branch is also multiplied by a learned gate
 that starts at zero, so each block starts as the identity and the whole network outputs zeros
 at initialisation (paper, sec. 3.2). A final adaLN layer maps each token back to a p x p x C_out
-patch, and the patches are put back together ("unpatchify").
+patch, and the patches are put back together ("unpatchify"). The paper's three other ways of
+feeding t and y to the blocks (in-context tokens, cross-attention, adaLN without gates) are
+selected with `DiTConfig(conditioning=...)`; the blocks live in `dit_mini.conditioning`.
 
-The parameter names and shapes follow the reference implementation, so its state_dicts load with
-`strict=True` (see `tests/test_dit.py`).
+With the default adaLN-Zero conditioning the parameter names and shapes follow the reference
+implementation, so its state_dicts load with `strict=True` (see `tests/test_dit.py`).
 
 Taught in notebooks 05 (mystic lens), 06 (whispers) and 07 (legendary gear).
 """
@@ -22,7 +24,16 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from .attention import Attention
+from .conditioning import (
+    ADALN_DESIGNS,
+    CONDITIONING,
+    DiTBlock,
+    FinalLayer,
+    Mlp,
+    make_blocks,
+    make_final_layer,
+    modulate,
+)
 from .embeddings import LabelEmbedder, PatchEmbed, TimestepEmbedder, sincos_2d
 
 __all__ = [
@@ -37,16 +48,6 @@ __all__ = [
     "DIT_PRESETS",
     "dit_config",
 ]
-
-LAYERNORM_EPS = 1e-6  # reference DiT
-
-
-def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """adaLN: x * (1 + scale) + shift, one (shift, scale) pair per sample.
-
-    Shapes: x (B, L, D), shift, scale (B, D) -> (B, L, D).
-    """
-    return x * (1 + scale[:, None]) + shift[:, None]
 
 
 def patchify(x: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -83,67 +84,13 @@ def _check_divisible(size, patch_size: int) -> None:
             )
 
 
-class Mlp(nn.Module):
-    """Token-wise feed-forward network fc1 -> GELU(tanh) -> fc2 (keys as in timm's Mlp).
-
-    Shapes: (B, L, D) -> (B, L, D).
-    """
-
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU(approximate="tanh")
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
-
-
-class DiTBlock(nn.Module):
-    """Transformer block with adaLN-Zero conditioning.
-
-    Shapes: x (B, L, D), c (B, D) -> (B, L, D).
-    """
-
-    def __init__(self, hidden_size: int, num_heads: int, mlp_ratio: float = 4.0):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=LAYERNORM_EPS)
-        self.attn = Attention(hidden_size, num_heads, qkv_bias=True)
-        self.norm2 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=LAYERNORM_EPS)
-        self.mlp = Mlp(hidden_size, int(hidden_size * mlp_ratio))
-        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 6 * hidden_size))
-
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        # 1. Six (B, D) modulation vectors from the conditioning, in the reference's order.
-        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.adaLN_modulation(
-            c
-        ).chunk(6, dim=1)
-        # 2. Gated attention branch, then gated MLP branch (gates start at zero: identity block).
-        x = x + gate_msa[:, None] * self.attn(modulate(self.norm1(x), shift_msa, scale_msa))
-        x = x + gate_mlp[:, None] * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))
-        return x
-
-
-class FinalLayer(nn.Module):
-    """adaLN-modulated LayerNorm and a linear map from each token to a P*P*C_out patch.
-
-    Shapes: x (B, L, D), c (B, D) -> (B, L, P*P*C_out).
-    """
-
-    def __init__(self, hidden_size: int, patch_size: int, out_channels: int):
-        super().__init__()
-        self.norm_final = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=LAYERNORM_EPS)
-        self.linear = nn.Linear(hidden_size, patch_size * patch_size * out_channels)
-        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 2 * hidden_size))
-
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        shift, scale = self.adaLN_modulation(c).chunk(2, dim=1)
-        return self.linear(modulate(self.norm_final(x), shift, scale))
-
-
 @dataclass(frozen=True)
 class DiTConfig:
-    """Everything that defines a DiT's architecture (not its training)."""
+    """Everything that defines a DiT's architecture (not its training).
+
+    `conditioning` picks one of the paper's four block designs (`dit_mini.conditioning`):
+    'adaln-zero' (default, reference layout), 'adaln', 'in-context' or 'cross-attention'.
+    """
 
     input_size: int = 32
     patch_size: int = 4
@@ -155,8 +102,15 @@ class DiTConfig:
     num_classes: int = 10
     class_dropout_prob: float = 0.1
     learn_sigma: bool = False
+    conditioning: str = "adaln-zero"
 
     def __post_init__(self):
+        if self.conditioning not in CONDITIONING:
+            close = difflib.get_close_matches(str(self.conditioning), CONDITIONING, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(
+                f"conditioning must be one of {list(CONDITIONING)}; got {self.conditioning!r}{hint}"
+            )
         for name in (
             "input_size",
             "patch_size",
@@ -211,7 +165,7 @@ class DiTConfig:
 
 
 class DiT(nn.Module):
-    """Diffusion Transformer with adaLN-Zero blocks, reference state-dict layout.
+    """Diffusion Transformer; adaLN-Zero blocks in the reference state-dict layout by default.
 
     Model contract: forward(x_t, t, y) with x_t (B, C, H, W), t (B,) integer or fractional
     timesteps, y (B,) class ids (the null class = num_classes for unconditional) or None.
@@ -232,10 +186,9 @@ class DiT(nn.Module):
         if config.num_classes > 0:
             self.y_embedder = LabelEmbedder(config.num_classes, D, config.class_dropout_prob)
         self.pos_embed = nn.Parameter(torch.zeros(1, config.num_patches, D), requires_grad=False)
-        self.blocks = nn.ModuleList(
-            DiTBlock(D, config.num_heads, config.mlp_ratio) for _ in range(config.depth)
-        )
-        self.final_layer = FinalLayer(D, config.patch_size, config.out_channels)
+        design = config.conditioning
+        self.blocks = make_blocks(design, D, config.num_heads, config.mlp_ratio, config.depth)
+        self.final_layer = make_final_layer(design, D, config.patch_size, config.out_channels)
         self.initialize_weights()
 
     @property
@@ -243,7 +196,10 @@ class DiT(nn.Module):
         return self.config.null_class
 
     def initialize_weights(self) -> None:
-        """The reference initialisation; the zeros at the end make it adaLN-Zero."""
+        """The reference initialisation; the zeros at the end make it adaLN-Zero.
+
+        The other designs keep step 1's Xavier init everywhere (and LayerNorm's ones and zeros).
+        """
         # 1. Xavier-uniform linear layers, zero biases.
         for m in self.modules():
             if isinstance(m, nn.Linear):
@@ -261,6 +217,8 @@ class DiT(nn.Module):
         nn.init.normal_(self.t_embedder.mlp[0].weight, std=0.02)
         nn.init.normal_(self.t_embedder.mlp[2].weight, std=0.02)
         # 5. adaLN-Zero: every modulation and the output layer start at zero.
+        if self.config.conditioning != "adaln-zero":
+            return
         for block in self.blocks:
             nn.init.zeros_(block.adaLN_modulation[-1].weight)
             nn.init.zeros_(block.adaLN_modulation[-1].bias)
@@ -294,14 +252,21 @@ class DiT(nn.Module):
                 "no null class: pass class labels y"
             )
 
-    def embed_condition(self, t: torch.Tensor, y: torch.Tensor | None, batch: int) -> torch.Tensor:
-        """c = emb(t) + emb(y); y None means the null class. Shapes: -> (B, D)."""
-        c = self.t_embedder(t)
+    def condition_tokens(self, t: torch.Tensor, y: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """[emb(t), emb(y)] as a sequence; y None means the null class.
+
+        Shapes: t (B,), y (B,) -> (B, S, D), S = 2 with classes, else 1.
+        """
+        tokens = [self.t_embedder(t)]
         if self.num_classes > 0:
             if y is None:
                 y = torch.full((batch,), self.config.null_class, dtype=torch.long, device=t.device)
-            c = c + self.y_embedder(y)
-        return c
+            tokens.append(self.y_embedder(y))
+        return torch.stack(tokens, dim=1)  # (B, S, D)
+
+    def embed_condition(self, t: torch.Tensor, y: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """c = emb(t) + emb(y); y None means the null class. Shapes: -> (B, D)."""
+        return self.condition_tokens(t, y, batch).sum(dim=1)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None):
         t = torch.as_tensor(t, device=x.device)
@@ -309,10 +274,18 @@ class DiT(nn.Module):
             t = t.expand(x.shape[0])
         self.check_input(x, t, y)
         tokens = self.x_embedder(x) + self.pos_embed  # (B, L, D)
-        c = self.embed_condition(t, y, x.shape[0])  # (B, D)
+        L, design = tokens.shape[1], self.config.conditioning
+        # 1. The conditioning: the vector c for adaLN, else a short sequence of tokens.
+        if design in ADALN_DESIGNS:
+            cond = self.embed_condition(t, y, x.shape[0])  # (B, D)
+        else:
+            cond = self.condition_tokens(t, y, x.shape[0])  # (B, S, D)
+        if design == "in-context":
+            tokens = torch.cat([tokens, cond], dim=1)  # (B, L + S, D)
+        # 2. The blocks, then drop any in-context tokens and map each token to a patch.
         for block in self.blocks:
-            tokens = block(tokens, c)  # (B, L, D)
-        tokens = self.final_layer(tokens, c)  # (B, L, P*P*C_out)
+            tokens = block(tokens, cond)  # (B, L (+ S), D)
+        tokens = self.final_layer(tokens[:, :L], cond)  # (B, L, P*P*C_out)
         return unpatchify(tokens, self.patch_size, self.out_channels)
 
 
