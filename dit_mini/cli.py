@@ -5,7 +5,7 @@
     torchrun --nproc_per_node=2 --no-python dit-mini train ...   # same run, two processes
     dit-mini sample --checkpoint runs/tiny/checkpoint.pt --cfg-scale 2 --out grid.png
     dit-mini gflops --preset DiT-S/2 --preset tiny
-    dit-mini bench --preset tiny --batch-size 64    # training images per second
+    dit-mini bench                           # matmul rate, training and sampling speed
     dit-mini fid --checkpoint runs/tiny/checkpoint.pt --n 1000 --features relic --json
     dit-mini course student notebooks/ student/
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from .recipes import RECIPES, measure_speed, quickstart, sample_images, train_from_options
+from .recipes import RECIPES, quickstart, sample_images, train_from_options
 from .runtime import dist_info
 from .train import EXPORT_NAME, TrainConfig, TrainingDiverged
 
@@ -52,11 +52,25 @@ def _bench_cmd(args: argparse.Namespace) -> int:
         argv += ["--out", args.out] if args.out else []
         ttr_main(argv + (["--threads", str(args.threads)] if args.threads else []))
         return 0
-    r = measure_speed(args.preset, args.batch_size, args.steps, args.warmup, args.device)
-    print(
-        f"{r['preset']}: {r['images_per_second']:.0f} training images/s (batch {r['batch_size']}, "
-        f"{r['device']}, {r['threads']} threads)"
+    from .bench import format_report, run_benchmark
+
+    presets = tuple(args.preset or ("tiny", "DiT-S/4"))
+    result = run_benchmark(
+        presets=presets,
+        batch_size=args.batch_size,
+        seconds=args.seconds,
+        windows=args.windows,
+        device=args.device,
+        compile=args.compile,
+        threads=args.threads,
+        sample_presets=presets[:1],
+        ddim_steps=args.ddim_steps,
+        fused_optimizer=not args.no_fused,
     )
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2) if args.json else format_report(result))
     return 0
 
 
@@ -232,18 +246,24 @@ QUICKSTART_OPTIONS = [
     *DEVICE_OPTIONS,
 ]
 BENCH_OPTIONS = [
-    ("--preset", str, "tiny", "model preset to time (DiT or U-Net)"),
-    ("--batch-size", int, 64, "batch size"),
-    ("--steps", int, 20, "timed training steps"),
-    ("--warmup", int, 3, "untimed steps first (memory allocation, caches)"),
+    ("--preset", "append", None, "DiT preset to time; repeat for several (default: tiny and "
+     "DiT-S/4; the first one is also timed sampling)"),
+    ("--batch-size", int, 64, "batch size of the training and sampling steps"),
+    ("--seconds", float, 2.0, "length of each timing window"),
+    ("--windows", int, 3, "timing windows per measurement (the median is reported)"),
+    ("--ddim-steps", int, 50, "DDIM steps of the sampling measurement (DDPM takes all 1000)"),
+    ("--compile", bool, False, "torch.compile the model (the compile time is reported apart)"),
+    ("--no-fused", bool, False, "plain for-each AdamW instead of the fused one"),
+    ("--json", bool, False, "print the result as JSON"),
     ("--device", str, None, "cpu, cuda or mps (default: the best available)"),
     ("--recipe", str, "quickstart", "ttr: named recipe of dit_mini.ttr.RECIPES"),
     ("--minutes", float, 5.0, "ttr: minutes of training (evaluations not counted)"),
     ("--eval-every", float, 60.0, "ttr: seconds of training between evaluations"),
     ("--n-eval", int, 100, "ttr: samples per evaluation (10 per class)"),
     ("--seed", int, 0, "ttr: seed of the run"),
-    ("--threads", int, None, "ttr: torch CPU threads (default: torch's)"),
-    ("--out", str, None, "ttr: output folder (default: runs/ttr-RECIPE)"),
+    ("--threads", int, None, "torch CPU threads (default: torch's)"),
+    ("--out", str, None, "speed: also write the JSON result to this file; ttr: output folder "
+     "(default: runs/ttr-RECIPE)"),
 ]
 GFLOPS_OPTIONS = [
     ("--input-size", int, 32, "image or latent side in pixels"),
@@ -261,6 +281,8 @@ def _add_options(parser: argparse.ArgumentParser, options: list) -> None:
         extra = {"dest": dest} if dest else {}
         if kind is bool:
             parser.add_argument(flag, action="store_true", help=text, **extra)
+        elif kind == "append":
+            parser.add_argument(flag, action="append", default=default, help=text, **extra)
         else:
             parser.add_argument(
                 flag, type=kind, default=default, required=bool(required), help=text, **extra
@@ -313,9 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         _bench_cmd,
         "measure training speed, or time to recognizable relics",
-        "'speed' (default) times training steps of a preset on random data and prints images "
-        "per second; 'ttr' trains a recipe on Relics for --minutes and records class accuracy "
-        "and FID against wall-clock (ttr.json, ttr.png, samples.png).",
+        "'speed' (default) measures, in one run, this machine's fp32 matmul rate, the training "
+        "images/s and achieved GFLOP/s of each preset with its fraction of the matmul rate, and "
+        "DDPM/DDIM sampling images/s; 'ttr' trains a recipe on Relics for --minutes and records "
+        "class accuracy and FID against wall-clock (ttr.json, ttr.png, samples.png).",
         BENCH_OPTIONS,
     )
     p.add_argument(

@@ -53,6 +53,7 @@ __all__ = [
     "derive_seed",
     "batch_indices",
     "fit",
+    "make_adamw",
 ]
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -147,6 +148,18 @@ def batch_indices(step: int, batch_size: int, n: int, seed: int) -> torch.Tensor
     return torch.cat(parts)
 
 
+def make_adamw(params, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW fused into one kernel over all tensors where this torch build supports it (CPU and
+    CUDA in torch >= 2.4), else the plain for-each AdamW. For a small model the optimizer step
+    is a sizeable part of a CPU step; `dit-mini bench --fused/--no-fused` measures the gain.
+    Both are deterministic, so exact resume holds either way."""
+    params = list(params)
+    try:
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+
 def _as_tensors(data) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(images, labels or None) from an ImageDataset, an (images, labels) pair or images."""
     if hasattr(data, "images"):
@@ -198,9 +211,7 @@ class _Session:
         self.images, self.labels = images.to(self.device), self._check_labels(model, labels)
         self.model = model.to(self.device)
         self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
-        self.opt = torch.optim.AdamW(
-            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-        )
+        self.opt = make_adamw(model.parameters(), config.lr, config.weight_decay)
         self.scaler = make_grad_scaler(self.device)
         self.shared_noise = hasattr(loss_fn, "draw")  # draw for the global batch, then slice
         self.gens = {"labels": torch.Generator(), "noise": torch.Generator(self.device)}

@@ -29,7 +29,15 @@ def test_every_option_of_every_command_has_help(capsys):
             main([name, "--help"])
         assert exit_info.value.code == 0
         assert "--help" in capsys.readouterr().out
-    assert set(subcommands()) == {"train", "sample", "quickstart", "gflops", "course", "bench", "fid"}
+    assert set(subcommands()) == {
+        "train",
+        "sample",
+        "quickstart",
+        "gflops",
+        "course",
+        "bench",
+        "fid",
+    }
 
 
 def test_train_then_sample(tmp_path, capsys):
@@ -85,13 +93,25 @@ def test_gflops_command_prints_the_report(capsys):
     assert reports[0]["gflops"] == pytest.approx(gflops_report("tiny")["gflops"])
 
 
-def test_bench_measures_training_speed(capsys):
-    assert (
-        main(["bench", "--preset", "nano", "--batch-size", "8", "--steps", "2", "--warmup", "1"])
-        == 0
-    )
-    line = capsys.readouterr().out
-    assert line.startswith("nano: ") and float(line.split()[1]) > 0 and "batch 8" in line
+def test_bench_prints_the_report_and_writes_json(capsys, tmp_path):
+    args = ["bench", "--preset", "nano", "--preset", "nano", "--batch-size", "2", "--seconds", "0"]
+    args += [
+        "--windows",
+        "1",
+        "--ddim-steps",
+        "2",
+        "--threads",
+        "1",
+        "--out",
+        str(tmp_path / "b.json"),
+    ]
+    assert main(args) == 0
+    report = capsys.readouterr().out
+    assert report.startswith("dit-mini bench on ") and "fp32 matmul:" in report
+    result = json.loads((tmp_path / "b.json").read_text())
+    assert [r["preset"] for r in result["train"]] == ["nano", "nano"]
+    assert [r["sampler"] for r in result["sample"]] == ["ddpm", "ddim"]
+    assert result["train"][0]["optimizer"] == "AdamW(fused)" and result["machine"]["threads"] == 1
 
 
 def test_torchrun_two_processes_match_one(tmp_path):
