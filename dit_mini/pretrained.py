@@ -18,7 +18,7 @@ ASSETS_ENV = "DIT_MINI_ASSETS"  # optional override of the assets folder
 
 # name -> (file in assets/, what it is)
 PRETRAINED = {
-    "dit-tiny": ("dit_tiny.safetensors", "tiny pixel DiT, class-conditional, eps-prediction"),
+    "dit-tiny": ("dit_tiny.safetensors", "tiny pixel DiT, class-conditional, flow matching"),
     "unet-tiny": ("unet_tiny.safetensors", "U-Net with the tiny DiT's Gflops, same budget"),
     "latent-dit-tiny": ("latent_dit_tiny.safetensors", "tiny DiT on the VAE's 8x8x4 latents"),
     "vae": ("vae.safetensors", "the VAE of notebooks 10 and 11 (32x32x3 <-> 8x8x4)"),

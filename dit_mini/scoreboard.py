@@ -1,0 +1,157 @@
+"""The scoreboard: the course's models graded with both rulers, and the samplers compared.
+
+Two studies whose results fill the README's results table (`assets/scores/`):
+
+1. `score_models`: every shipped model (plus reference rows: VAE reconstructions, an unguided
+   DiT, pixel noise) graded by FID/KID in Inception features and in the Relics classifier's
+   features, each beside the real-vs-real floor at the same n, and the Spearman rank correlation
+   between the two rulers' FIDs: how far the fast ruler of FAST mode can stand in for Inception.
+2. `compare_samplers`: one checkpoint sampled with DDPM (all 1000 steps), DDIM 50 and 25 steps
+   and Euler 20 steps (flow models run under DDPM/DDIM through `samplers.FlowAsEps`): relic FID,
+   class accuracy and images per second of each.
+
+    python -m dit_mini.scoreboard models --out assets/scores --n-relic 500 --n-inception 250
+    python -m dit_mini.scoreboard samplers --checkpoint runs/q/checkpoint.pt --n 200 --out ...
+
+Taught in notebook 12 (fidelity); numbers quoted in the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from .evaluation import FLOOR_SEED, evaluate_samples, feature_extractor
+
+__all__ = ["spearman", "draw_contestants", "score_models", "compare_samplers", "main"]
+
+SHIPPED = ("dit-tiny", "unet-tiny", "latent-dit-tiny")
+SAMPLER_RUNS = (("ddpm", 1000), ("ddim", 50), ("ddim", 25), ("euler", 20))
+
+
+def spearman(a, b) -> float:
+    """Spearman rank correlation of two equal-length sequences (ties get their mean rank)."""
+    a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
+    if a.shape != b.shape or a.dim() != 1 or len(a) < 2:
+        raise ValueError(f"need two 1-D sequences of equal length >= 2; got {a.shape}, {b.shape}")
+
+    def ranks(x):
+        r = torch.empty_like(x)
+        r[x.argsort()] = torch.arange(len(x), dtype=x.dtype)
+        for v in x.unique():  # ties: the mean of their ranks
+            r[x == v] = r[x == v].mean()
+        return r
+
+    ra, rb = ranks(a) - ranks(a).mean(), ranks(b) - ranks(b).mean()
+    return float((ra * rb).sum() / (ra.norm() * rb.norm()))
+
+
+def draw_contestants(
+    n: int, steps: int = 20, cfg_scale: float = 3.0, seed: int = 0, models=SHIPPED
+) -> dict[str, dict]:
+    """Images to grade: each shipped model (Euler, guided), the tiny DiT unguided, VAE
+    reconstructions of real relics and per-pixel noise; each with labels and seconds taken.
+
+    Shapes: each entry's 'images' (n, 3, 32, 32) in [-1, 1], 'labels' (n,) or None.
+    """
+    from .pretrained import asset_path, load_pretrained
+    from .recipes import sample_images
+    from .relics import make_relics
+
+    out = {}
+    runs = [(m, cfg_scale) for m in models] + [("dit-tiny", 1.0)] * ("dit-tiny" in models)
+    for name, w in runs:
+        tic = time.perf_counter()
+        images, labels = sample_images(asset_path(name), n, steps=steps, cfg_scale=w, seed=seed)
+        key = name if w == cfg_scale else f"{name} (no guidance)"
+        out[key] = {"images": images, "labels": labels, "seconds": time.perf_counter() - tic}
+    relics = make_relics(2 * n, seed=FLOOR_SEED + 1)  # relics that no other set uses
+    real, labels = relics.images, relics.labels
+    vae = load_pretrained("vae")
+    with torch.no_grad():
+        recon = vae.decode(vae.encode(real[:n])[0]).clamp(-1, 1)
+    g = torch.Generator().manual_seed(seed)
+    noise = real[n:].mean(0) + real[n:].std(0) * torch.randn(n, 3, 32, 32, generator=g)
+    out["VAE reconstructions"] = {"images": recon, "labels": labels[:n], "seconds": None}
+    out["pixel noise"] = {"images": noise.clamp(-1, 1), "labels": None, "seconds": None}
+    return out
+
+
+def score_models(contestants: dict[str, dict], n_relic: int, n_inception: int) -> dict:
+    """Relic-feature scores (first n_relic images, with class accuracy) and Inception scores
+    (first n_inception) of every contestant, and the rank correlation of the two FIDs."""
+    rows = []
+    relic, inception = feature_extractor("relic"), feature_extractor("inception")
+    for name, c in contestants.items():
+        labels = None if c["labels"] is None else c["labels"][:n_relic]
+        r = evaluate_samples(c["images"][:n_relic], "relic", extractor=relic, labels=labels)
+        tic = time.perf_counter()
+        i = evaluate_samples(
+            c["images"][:n_inception], "inception", n_reference=2 * n_inception, extractor=inception
+        )
+        rows.append({"name": name, "sample_seconds": c["seconds"], "relic": r, "inception": i,
+                     "inception_seconds": time.perf_counter() - tic})  # fmt: skip
+    rho = spearman([r["relic"]["fid"] for r in rows], [r["inception"]["fid"] for r in rows])
+    return {"rows": rows, "spearman_fid": rho, "n_relic": n_relic, "n_inception": n_inception}
+
+
+def compare_samplers(checkpoint, n: int, cfg_scale: float = 3.0, seed: int = 0, runs=SAMPLER_RUNS):
+    """Relic FID, class accuracy and images/s of one checkpoint under each (sampler, steps)."""
+    from .recipes import sample_images
+
+    rows = []
+    for sampler, steps in runs:
+        tic = time.perf_counter()
+        images, labels = sample_images(
+            checkpoint, n, sampler=sampler, steps=steps, cfg_scale=cfg_scale, seed=seed
+        )
+        seconds = time.perf_counter() - tic
+        scores = evaluate_samples(images, "relic", labels=labels)
+        rows.append({"sampler": sampler, "steps": steps, "seconds": seconds,
+                     "images_per_s": n / seconds, **scores})  # fmt: skip
+    return {"checkpoint": str(checkpoint), "n": n, "cfg_scale": cfg_scale, "rows": rows}
+
+
+def _machine() -> dict:
+    import os
+    import platform
+
+    return {"cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "machine": platform.machine(),
+            "load_avg": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}  # fmt: skip
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(prog="python -m dit_mini.scoreboard", description=__doc__)
+    p.add_argument("study", choices=("models", "samplers"))
+    p.add_argument("--out", required=True, help="folder for the JSON result")
+    p.add_argument("--n-relic", type=int, default=500, help="models: samples for relic scores")
+    p.add_argument("--n-inception", type=int, default=250, help="models: samples for Inception")
+    p.add_argument("--checkpoint", help="samplers: the checkpoint to sample")
+    p.add_argument("--n", type=int, default=200, help="samplers: samples per sampler")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.study == "models":
+        if args.n_inception > args.n_relic:
+            raise ValueError("--n-inception must not exceed --n-relic (it grades a prefix)")
+        result = score_models(draw_contestants(args.n_relic), args.n_relic, args.n_inception)
+    else:
+        if not args.checkpoint:
+            raise ValueError("the samplers study needs --checkpoint PATH")
+        result = compare_samplers(args.checkpoint, args.n)
+    result["machine"] = _machine()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{args.study}.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()

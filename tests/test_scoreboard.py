@@ -1,0 +1,43 @@
+"""Tests for dit_mini.scoreboard: the rank correlation, the contestants and the sampler study."""
+
+import pytest
+import torch
+
+from dit_mini.pretrained import asset_path
+from dit_mini.scoreboard import compare_samplers, draw_contestants, spearman
+
+
+def test_spearman_matches_scipy_with_ties():
+    stats = pytest.importorskip("scipy.stats")
+    g = torch.Generator().manual_seed(0)
+    a = torch.randint(0, 5, (30,), generator=g).double()  # many ties
+    b = a + torch.randn(30, generator=g)
+    assert spearman(a, b) == pytest.approx(stats.spearmanr(a, b).statistic, abs=1e-12)
+    assert spearman([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="equal length"):
+        spearman([1, 2], [1, 2, 3])
+
+
+def test_contestants_cover_every_model_and_reference_row():
+    found = draw_contestants(10, steps=2, models=("dit-tiny",))
+    assert list(found) == [
+        "dit-tiny",
+        "dit-tiny (no guidance)",
+        "VAE reconstructions",
+        "pixel noise",
+    ]
+    for c in found.values():
+        assert c["images"].shape == (10, 3, 32, 32) and c["images"].abs().max() <= 1
+    assert found["dit-tiny"]["labels"].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert not torch.equal(found["dit-tiny"]["images"], found["dit-tiny (no guidance)"]["images"])
+    assert found["pixel noise"]["labels"] is None
+
+
+def test_sampler_study_rows():
+    runs = (("ddim", 2), ("euler", 2))
+    result = compare_samplers(asset_path("dit-tiny"), 10, runs=runs)
+    assert [(r["sampler"], r["steps"]) for r in result["rows"]] == list(runs)
+    for r in result["rows"]:
+        assert r["n"] == 10 and r["images_per_s"] > 0 and 0 <= r["class_accuracy"] <= 1
+        assert r["fid"] > r["fid_floor"]
