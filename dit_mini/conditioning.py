@@ -14,8 +14,8 @@ compares four designs (its Fig. 3 and 5), all selectable with `DiTConfig(conditi
   identity map and the network starts by predicting zero. The best FID of the four in the paper.
 
 The adaLN-Zero block and final layer keep the reference implementation's parameter names.
-`block_updates` and `gate_magnitudes` measure what notebook 07 shows; `in_context_extra_macs`
-is the reference solution of its cost exercise.
+`in_context_extra_macs` is the reference solution of notebook 07's cost exercise; the
+measurements that notebook shows are in `dit_mini.viz_gear`.
 
 Taught in notebook 07 (legendary gear).
 """
@@ -42,8 +42,6 @@ __all__ = [
     "make_blocks",
     "make_final_layer",
     "in_context_extra_macs",
-    "block_updates",
-    "gate_magnitudes",
 ]
 
 CONDITIONING = ("adaln-zero", "adaln", "in-context", "cross-attention")  # paper, Fig. 5
@@ -248,44 +246,3 @@ def in_context_extra_macs(
     per_token = 4 * width * width + 2 * width * hidden  # linear layers, one token
     attention = 2 * ((tokens + extra_tokens) ** 2 - tokens**2) * width
     return depth * (extra_tokens * per_token + attention)
-
-
-@torch.no_grad()
-def block_updates(model: nn.Module, x_t: torch.Tensor, t: torch.Tensor, y=None) -> torch.Tensor:
-    """How much each block changes its input: ||block(x) - x|| / ||x|| over the whole batch.
-
-    Forward hooks read each block's input and output while the model runs once. An adaLN-Zero
-    model at initialisation gives exactly zero for every block.
-
-    Shapes: x_t (B, C, H, W), t (B,), y (B,) -> (depth,).
-    """
-    ratios = []
-
-    def record(module, inputs, output):
-        ratios.append(float((output - inputs[0]).norm() / inputs[0].norm()))
-
-    handles = [block.register_forward_hook(record) for block in model.blocks]
-    try:
-        model(x_t, t, y)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return torch.tensor(ratios)
-
-
-@torch.no_grad()
-def gate_magnitudes(model: nn.Module, t: torch.Tensor, y: torch.Tensor | None = None):
-    """Mean |gate| of the attention and MLP branches of every block of an adaLN-Zero DiT.
-
-    Shapes: t (B,), y (B,) -> (depth, 2, B): [:, 0] attention gates, [:, 1] MLP gates.
-    """
-    if model.config.conditioning != "adaln-zero":
-        raise ValueError(
-            f"only adaLN-Zero blocks have gates; this model uses {model.config.conditioning!r}"
-        )
-    c = model.embed_condition(t, y, t.shape[0])  # (B, D)
-    gates = []
-    for block in model.blocks:
-        chunks = block.adaLN_modulation(c).chunk(6, dim=1)  # six (B, D)
-        gates.append(torch.stack([chunks[2].abs().mean(1), chunks[5].abs().mean(1)]))
-    return torch.stack(gates)  # (depth, 2, B)

@@ -3,14 +3,10 @@
 import pytest
 import torch
 
-from dit_mini.conditioning import (
-    CONDITIONING,
-    block_updates,
-    gate_magnitudes,
-    in_context_extra_macs,
-)
+from dit_mini.conditioning import CONDITIONING, in_context_extra_macs
 from dit_mini.dit import DiT, DiTConfig, dit_config
 from dit_mini.flops import count_gflops, gflops_report
+from dit_mini.viz_gear import block_updates
 
 
 def small(conditioning: str, **overrides) -> DiT:
@@ -136,19 +132,6 @@ def test_in_context_cost_formula_matches_the_flop_counter():
     assert in_context_extra_macs(64, 192, 6, extra_tokens=0) == 0
     with pytest.raises(ValueError, match="tokens"):
         in_context_extra_macs(0, 192, 6)
-
-
-def test_gate_magnitudes():
-    model = small("adaln-zero")
-    t, y = torch.tensor([10.0, 900.0]), torch.tensor([3, 4])
-    assert torch.equal(gate_magnitudes(model, t, y), torch.zeros(2, 2, 2))  # zero at init
-    for p in model.parameters():
-        p.data.add_(0.05 * torch.randn_like(p))
-    gates = gate_magnitudes(model, t, y)
-    assert gates.shape == (2, 2, 2) and (gates > 0).all()
-    assert not torch.allclose(gates[..., 0], gates[..., 1])  # depends on t and y
-    with pytest.raises(ValueError, match="gates"):
-        gate_magnitudes(small("adaln"), t, y)
 
 
 def test_bad_conditioning_name_is_refused_with_a_hint():
