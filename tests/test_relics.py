@@ -69,6 +69,8 @@ def test_captions_name_class_colour_background(relics):
         assert colours[params.colour[i]] in caption and backgrounds[params.background[i]] in caption
     assert relic_captions(params[:1]) == [relics.captions[0]]
     assert len(set(relics.captions)) > 200
+    ivory = relic_captions(params[np.flatnonzero(params.colour == 9)])
+    assert ivory and all(c.startswith("an ivory ") for c in ivory)  # the article agrees
 
 
 def test_images_vary_within_each_class(relics):
