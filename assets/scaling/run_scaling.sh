@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The shipped scaling study (assets/scaling/scaling.jsonl and scaling.png): 9 toy DiTs, 4,800
+# training images each, one CPU thread. The results file is appended to, so a rerun after a kill
+# continues with the missing configs (and a rerun of a finished study only redraws the plot).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+OMP_NUM_THREADS=1 nice -n 10 python -m dit_mini.scaling --threads 1 --images 4800 --n-eval 100 \
+    --out assets/scaling/scaling.jsonl --plot assets/scaling/scaling.png
