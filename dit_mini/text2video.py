@@ -1,0 +1,176 @@
+"""Text to video with the video DiT: the training recipe, caption guidance and clip sampling.
+
+The recipe is the fast CPU recipe of the image models (see `assets/ttr/RESULTS.md`): flow
+matching (x_t = (1 - t) x0 + t eps, predict v = eps - x0; Lipman et al., arXiv 2210.02747) with
+logit-normal times (SD3, arXiv 2403.03206, sec. 3.1), AdamW at a high learning rate on small
+batches, and an EMA of the weights. The package trainer `dit_mini.train.fit` runs it unchanged:
+clips travel as film strips and captions as caption ids, so its label dropout swaps a caption for
+the empty caption (the "null class") 10 % of the time.
+
+Guidance (Ho & Salimans, arXiv 2207.12598, eq. 6) with the empty caption as the unconditional
+input: v = v(x_t, t, empty) + w (v(x_t, t, caption) - v(x_t, t, empty)). `caption_guided` does
+it for typed captions (token tensors); for caption ids `dit_mini.guidance.guided` already works.
+
+Run `python -m dit_mini.text2video --help` to train; `assets/train_video.sh` holds the command
+that trained the shipped model. Taught in notebook 13 (mastering the art).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from .clips import CLIP_FRAMES, from_filmstrip, make_clips, tokenize
+from .diffusion import DiffusionConfig, make_loss
+from .guidance import combine_guidance
+from .samplers import euler_sample, randn
+from .video import VideoDiT, VideoDiTConfig
+
+__all__ = [
+    "VIDEO_DIT_FILE",
+    "VIDEO_DIFFUSION",
+    "caption_guided",
+    "sample_clips",
+    "load_video_dit",
+    "main",
+]
+
+VIDEO_DIT_FILE = "video_dit.safetensors"  # in assets/ (see dit_mini.pretrained)
+VIDEO_DIFFUSION = DiffusionConfig(objective="flow", time_sampling="logit_normal")
+
+
+def caption_guided(model, scale: float):
+    """Wrap `model` so that it returns the guided prediction against the empty caption.
+
+    y may be caption tokens (B, S) or caption ids (B,); scale 1 returns the model unchanged.
+
+    Shapes: the model contract, x_t (B, C, T*H, W), t (B,), y -> (B, C, T*H, W).
+    """
+    if scale == 1.0:
+        return model
+    if model.null_class is None:
+        raise ValueError(f"guidance scale {scale} needs a model trained with caption dropout")
+
+    def guided_model(x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None):
+        if y is None:
+            return model(x_t, t, None)
+        B = x_t.shape[0]
+        empty = (
+            torch.full_like(y, model.null_class) if y.dim() == 1 else torch.zeros_like(y)
+        )  # the empty caption: its id, or all padding tokens
+        out = model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([y, empty]))  # (2B, ...)
+        return combine_guidance(out[:B], out[B:], scale, x_t.shape[1])
+
+    return guided_model
+
+
+@torch.no_grad()
+def sample_clips(
+    model: VideoDiT,
+    captions: list[str] | torch.Tensor,
+    steps: int = 20,
+    cfg_scale: float = 3.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Clips for typed captions (or caption ids) with the Euler sampler and caption guidance.
+
+    Shapes: N captions -> (N, C, T, H, W), values roughly in [-1, 1].
+    """
+    param = next(model.parameters())
+    y = captions if isinstance(captions, torch.Tensor) else tokenize(list(captions))
+    cfg = model.config
+    shape = (len(y), cfg.in_channels, cfg.frames * cfg.input_size, cfg.input_size)
+    x_T = randn(shape, generator, device=param.device)
+    net = caption_guided(model, cfg_scale)
+    strips = euler_sample(net, x_T, y.to(param.device), steps)
+    return from_filmstrip(strips, cfg.frames)
+
+
+def load_video_dit(path: str | Path | None = None, device=None) -> VideoDiT:
+    """The video DiT from a safetensors export (default: the shipped one), in eval mode."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    if path is None:
+        from .pretrained import assets_dir
+
+        path = assets_dir() / VIDEO_DIT_FILE
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no video DiT at {path}; train one with python -m {__name__}")
+    with safe_open(str(path), framework="pt") as f:
+        config = json.loads((f.metadata() or {}).get("config", "{}"))
+    if "video_dit" not in config:
+        raise ValueError(f"{path} holds no video DiT config; export it with python -m {__name__}")
+    model = VideoDiT(VideoDiTConfig(**config["video_dit"]))
+    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
+    model.load_state_dict(state)
+    return model.to(device or "cpu").eval()
+
+
+def _export(ema: VideoDiT, path: Path, run_config: dict) -> None:
+    """float16 weights (the caption table stays int64) and the run config in the metadata."""
+    from .checkpoint import export_weights
+
+    half = VideoDiT(ema.config)
+    half.load_state_dict(ema.state_dict())
+    for p in half.parameters():
+        p.data = p.data.half()
+    export_weights(half, path, run_config)
+
+
+def main(argv=None) -> None:
+    """Train the text-to-video DiT on Animated Relics and export its EMA weights."""
+    import argparse
+
+    from .train import TrainConfig, fit
+
+    p = argparse.ArgumentParser(prog=f"python -m {__name__}", description=main.__doc__)
+    p.add_argument("--out-dir", default="runs/video_dit", help="checkpoints (resumable)")
+    p.add_argument("--export", default=None, help="also write float16 EMA weights here")
+    p.add_argument("--n-clips", type=int, default=8000)
+    p.add_argument("--steps", type=int, default=6000)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--resume", action="store_true")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    data = make_clips(args.n_clips, seed=args.seed, split="train")
+    torch.manual_seed(args.seed)
+    model = VideoDiT(VideoDiTConfig())
+    train = TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        warmup_steps=100,
+        ema_decay=0.995,
+        seed=args.seed,
+        checkpoint_every=250,
+        log_every=50,
+    )
+    run_config = {"video_dit": asdict(model.config), "diffusion": asdict(VIDEO_DIFFUSION)}
+    run_config["data"] = {"n_clips": args.n_clips, "seed": args.seed, "frames": CLIP_FRAMES}
+    start = time.perf_counter()
+
+    def report(step: int, loss: float) -> None:
+        if step % 250 == 0:
+            print(f"step {step} loss {loss:.4f} {time.perf_counter() - start:.0f}s", flush=True)
+
+    result = fit(
+        model, make_loss(VIDEO_DIFFUSION), data, train, args.out_dir, args.resume,
+        quiet=True, callback=report, run_config=run_config,
+    )  # fmt: skip
+    cost = {"steps": result.step, "seconds_this_session": round(time.perf_counter() - start, 1)}
+    if args.export:
+        _export(result.ema, Path(args.export), {**run_config, "cost": cost})
+    print(json.dumps({**cost, "final_loss_mean_last_100": sum(result.history[-100:]) / 100}))
+
+
+if __name__ == "__main__":
+    main()
