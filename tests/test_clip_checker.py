@@ -67,3 +67,11 @@ def test_training_is_seeded_and_round_trips(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="one target row per clip"):
         checker_accuracy(a, data.clips[:3], targets[:2])
     assert len(clip_params(3).cls) == 3
+
+
+def test_shipped_checker_reads_real_held_out_clips(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIT_MINI_CACHE", str(tmp_path))
+    checker = load_checker()  # assets/clip_checker.safetensors
+    data = make_clips(40, seed=4321, split="held_out", cache=False)
+    scores = checker_accuracy(checker, data.clips, clip_targets(data))
+    assert scores["all"] >= 0.95, scores
