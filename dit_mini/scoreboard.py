@@ -9,9 +9,12 @@ Two studies whose results fill the README's results table (`assets/scores/`):
 2. `compare_samplers`: one checkpoint sampled with DDPM (all 1000 steps), DDIM 50 and 25 steps
    and Euler 20 steps (flow models run under DDPM/DDIM through `samplers.FlowAsEps`): relic FID,
    class accuracy and images per second of each.
+3. `compare_guidance`: one checkpoint sampled at several classifier-free guidance scales: relic
+   FID and class accuracy against the scale (fidelity against diversity, notebook 08).
 
     python -m dit_mini.scoreboard models --out assets/scores --n-relic 500 --n-inception 250
     python -m dit_mini.scoreboard samplers --checkpoint runs/q/checkpoint.pt --n 200 --out ...
+    python -m dit_mini.scoreboard guidance --checkpoint assets/dit_tiny.safetensors --out ...
 
 Taught in notebook 12 (fidelity); numbers quoted in the README.
 """
@@ -27,10 +30,18 @@ import torch
 
 from .evaluation import FLOOR_SEED, evaluate_samples, feature_extractor
 
-__all__ = ["spearman", "draw_contestants", "score_models", "compare_samplers", "main"]
+__all__ = [
+    "spearman",
+    "draw_contestants",
+    "score_models",
+    "compare_samplers",
+    "compare_guidance",
+    "main",
+]
 
 SHIPPED = ("dit-tiny", "unet-tiny", "latent-dit-tiny")
 SAMPLER_RUNS = (("ddpm", 1000), ("ddim", 50), ("ddim", 25), ("euler", 20))
+GUIDANCE_SCALES = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 
 
 def spearman(a, b) -> float:
@@ -116,6 +127,17 @@ def compare_samplers(checkpoint, n: int, cfg_scale: float = 3.0, seed: int = 0, 
     return {"checkpoint": str(checkpoint), "n": n, "cfg_scale": cfg_scale, "rows": rows}
 
 
+def compare_guidance(checkpoint, n: int, scales=GUIDANCE_SCALES, steps: int = 20, seed: int = 0):
+    """Relic FID and class accuracy of one checkpoint (default sampler) at each guidance scale."""
+    from .recipes import sample_images
+
+    rows = []
+    for w in scales:
+        images, labels = sample_images(checkpoint, n, steps=steps, cfg_scale=w, seed=seed)
+        rows.append({"cfg_scale": w, **evaluate_samples(images, "relic", labels=labels)})
+    return {"checkpoint": str(checkpoint), "n": n, "steps": steps, "rows": rows}
+
+
 def _machine() -> dict:
     import os
     import platform
@@ -127,12 +149,12 @@ def _machine() -> dict:
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(prog="python -m dit_mini.scoreboard", description=__doc__)
-    p.add_argument("study", choices=("models", "samplers"))
+    p.add_argument("study", choices=("models", "samplers", "guidance"))
     p.add_argument("--out", required=True, help="folder for the JSON result")
     p.add_argument("--n-relic", type=int, default=500, help="models: samples for relic scores")
     p.add_argument("--n-inception", type=int, default=250, help="models: samples for Inception")
-    p.add_argument("--checkpoint", help="samplers: the checkpoint to sample")
-    p.add_argument("--n", type=int, default=200, help="samplers: samples per sampler")
+    p.add_argument("--checkpoint", help="samplers, guidance: the checkpoint to sample")
+    p.add_argument("--n", type=int, default=200, help="samplers, guidance: samples per row")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = p.parse_args(argv)
     if args.threads:
@@ -141,10 +163,12 @@ def main(argv=None) -> dict:
         if args.n_inception > args.n_relic:
             raise ValueError("--n-inception must not exceed --n-relic (it grades a prefix)")
         result = score_models(draw_contestants(args.n_relic), args.n_relic, args.n_inception)
-    else:
-        if not args.checkpoint:
-            raise ValueError("the samplers study needs --checkpoint PATH")
+    elif not args.checkpoint:
+        raise ValueError(f"the {args.study} study needs --checkpoint PATH")
+    elif args.study == "samplers":
         result = compare_samplers(args.checkpoint, args.n)
+    else:
+        result = compare_guidance(args.checkpoint, args.n)
     result["machine"] = _machine()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dit_mini.pretrained import asset_path
-from dit_mini.scoreboard import compare_samplers, draw_contestants, spearman
+from dit_mini.scoreboard import compare_guidance, compare_samplers, draw_contestants, spearman
 
 
 def test_spearman_matches_scipy_with_ties():
@@ -41,3 +41,10 @@ def test_sampler_study_rows():
     for r in result["rows"]:
         assert r["n"] == 10 and r["images_per_s"] > 0 and 0 <= r["class_accuracy"] <= 1
         assert r["fid"] > r["fid_floor"]
+
+
+def test_guidance_study_rows():
+    result = compare_guidance(asset_path("dit-tiny"), 10, scales=(1.0, 3.0), steps=2)
+    assert [r["cfg_scale"] for r in result["rows"]] == [1.0, 3.0]
+    assert all(r["n"] == 10 and 0 <= r["class_accuracy"] <= 1 for r in result["rows"])
+    assert result["rows"][0]["fid"] != result["rows"][1]["fid"]  # guidance changes the samples
