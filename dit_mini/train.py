@@ -28,7 +28,7 @@ import hashlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
 from pathlib import Path
 
 import torch
@@ -196,6 +196,20 @@ def _describe(model: nn.Module) -> dict:
         return {"kind": f"{type(model).__module__}.{type(model).__qualname__}"}
 
 
+def _with_new_defaults(saved: dict, model: nn.Module) -> dict:
+    """A checkpoint's run config with model-config fields added to the package since it was saved
+    filled in with their defaults, so an older run resumes when its model is unchanged."""
+    cfg = getattr(model, "config", None)
+    if not (is_dataclass(cfg) and isinstance(saved.get("model"), dict)):
+        return saved
+    missing = {
+        f.name: f.default
+        for f in fields(cfg)
+        if f.name not in saved["model"] and f.default is not MISSING
+    }
+    return {**saved, "model": {**saved["model"], **missing}}
+
+
 class _Session:
     """One training run's state: model, EMA, optimizer, generators, history and step."""
 
@@ -257,7 +271,8 @@ class _Session:
                 "resume=True (--resume) to continue it, or choose another output folder"
             )
         state = load_checkpoint(self.path, map_location=self.device)
-        diff = config_diff(state["config"], self.run_config, ignore=RESUMABLE_FIELDS)
+        saved = _with_new_defaults(state["config"], self.model)
+        diff = config_diff(saved, self.run_config, ignore=RESUMABLE_FIELDS)
         if diff:
             raise CheckpointError(
                 f"cannot resume from {self.path}: it was trained with another config:\n  "

@@ -191,6 +191,24 @@ def test_resume_checks_the_config_and_allows_more_steps(tmp_path):
     assert result.step == 6 and len(result.history) == 6
 
 
+def test_runs_saved_before_a_new_model_field_still_resume(tmp_path):
+    """A checkpoint written before DiTConfig grew `conditioning` resumes when the model uses the
+    new field's default, and refuses a model that uses another value."""
+    from dit_mini.checkpoint import save_checkpoint
+
+    fit(tiny_model(), make_loss(), tiny_data(), config(steps=4), tmp_path, quiet=True)
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    del state["config"]["model"]["conditioning"]
+    save_checkpoint(tmp_path / "checkpoint.pt", state)
+    with pytest.raises(CheckpointError, match="model.conditioning: 'adaln-zero'"):
+        fit(tiny_model(conditioning="adaln"), make_loss(), tiny_data(), config(steps=6),
+            tmp_path, resume=True, quiet=True)  # fmt: skip
+    result = fit(
+        tiny_model(), make_loss(), tiny_data(), config(steps=6), tmp_path, resume=True, quiet=True
+    )
+    assert result.step == 6
+
+
 def test_non_finite_loss_names_the_step_and_last_checkpoint(tmp_path):
     calls = []
 
