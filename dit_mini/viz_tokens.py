@@ -148,17 +148,23 @@ def _loglog(ax, x, y, label, marker="o", **style):
 
 
 def _guides(ax, x, y):
-    """Dotted guide lines through the last point, growing as L and as L^2."""
-    x = np.asarray(x, dtype=float)
+    """Grey guide lines through the last point, growing as L and as L^2, and the measured
+    growth factor written beside each segment."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     for power, style in ((1, ":"), (2, "--")):
         guide = y[-1] * (x / x[-1]) ** power
-        ax.plot(x, guide, style, color="grey", linewidth=1, label=f"grows as L^{power}")
+        ax.plot(x, guide, style, color="grey", linewidth=1, label=f"slope of L^{power}")
+    for i in range(len(x) - 1):
+        middle = (np.sqrt(x[i] * x[i + 1]), np.sqrt(y[i] * y[i + 1]))
+        ax.annotate(f"x{y[i + 1] / y[i]:.1f}", middle, (-4, 6), textcoords="offset points",
+                    ha="right", fontsize=8, color="tab:blue")  # fmt: skip
 
 
 def token_cost_curves(rows: Sequence[dict]) -> Figure:
     """Three log-log panels against the token count: forward time, Gflops split into linear
-    layers and attention matmuls, and the bytes saved for the backward pass; grey guides
-    through the last point show growth as L and as L^2.
+    layers and attention matmuls, and the bytes saved for the backward pass. Grey guides
+    through the last point have the slopes of L and L^2; each segment is labelled with its
+    measured growth factor.
 
     Each row: 'tokens', 'ms', 'gflops_linear', 'gflops_attention', 'saved_MB'.
     """

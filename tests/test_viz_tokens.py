@@ -88,5 +88,6 @@ def test_token_cost_curves_plot_the_rows():
     assert len(fig.axes) == 3
     assert list(fig.axes[1].lines[1].get_ydata()) == [r["gflops_attention"] for r in rows]
     assert list(fig.axes[2].lines[0].get_xdata()) == [16, 64, 256]
+    assert [t.get_text() for t in fig.axes[0].texts] == ["x16.0", "x16.0"]  # time grows as L^2
     with pytest.raises(ValueError, match="at least one"):
         viz_tokens.token_cost_curves([])
