@@ -274,7 +274,7 @@ class VideoDiT(nn.Module):
         self.blocks = nn.ModuleList(
             VideoDiTBlock(D, Dt, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth)
         )
-        # The final layer maps each token to one tubelet: pt*P*P*C = P'*P'*C with P'^2 = pt*P^2.
+        # DiT's final layer with patch size 1 and pt*P*P*C outputs: token -> its tubelet's values.
         self.final_layer = FinalLayer(D, 1, cfg.tubelet_t * cfg.patch_size**2 * cfg.in_channels)
         self.initialize_weights()
 

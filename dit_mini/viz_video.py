@@ -16,22 +16,36 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from .viz import to_uint8
-from .widgets import image_rows
 
 __all__ = ["clip_strips", "clip_gif", "tubelet_figure", "token_cost_figure", "caption_to_clip"]
 
 
 def clip_strips(clips: torch.Tensor, labels: list[str], title: str | None = None) -> Figure:
-    """One row per clip, its frames left to right, labelled (e.g. with its caption).
+    """One row per clip, its frames left to right, with its label (e.g. its caption) on the left.
 
     Shapes: clips (N, C, T, H, W) in [-1, 1], N labels.
     """
     if len(labels) != len(clips):
         raise ValueError(f"need one label per clip; got {len(labels)} for {len(clips)} clips")
-    rows = {f"{label}\n#{i}" if labels.count(label) > 1 else label: clip for i, (label, clip) in
-            enumerate(zip(labels, rearrange(clips, "n c t h w -> n t c h w")))}  # fmt: skip
-    titles = [f"frame {t}" for t in range(clips.shape[2])]
-    return image_rows(rows, column_titles=titles, title=title, panel=0.9)
+    n, T = clips.shape[0], clips.shape[2]
+    pixels = to_uint8(rearrange(clips, "n c t h w -> (n t) c h w")).reshape(
+        n, T, *clips.shape[3:], -1
+    )
+    lines = max(label.count("\n") + 1 for label in labels)
+    fig = Figure(figsize=(3.2 + 0.85 * T, 0.3 + (0.85 + 0.1 * lines) * n + 0.3 * bool(title)))
+    axes = fig.subplots(n, T, squeeze=False)
+    for r in range(n):
+        for t in range(T):
+            ax = axes[r, t]
+            ax.imshow(pixels[r, t])
+            ax.set_xticks([]), ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"frame {t}", fontsize=8)
+        axes[r, 0].set_ylabel(labels[r], rotation=0, ha="right", va="center", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
 def clip_gif(clips: torch.Tensor, zoom: int = 6, frame_ms: int = 150, pad: int = 2) -> bytes:
