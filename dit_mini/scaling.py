@@ -42,6 +42,7 @@ __all__ = [
     "block_gflops",
     "run_scaling_study",
     "load_results",
+    "format_results",
     "main",
 ]
 
@@ -173,6 +174,24 @@ def load_results(path: str | Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def format_results(rows: list[dict]) -> str:
+    """A fixed-width text table of study rows. 'GFLOP/s' is the arithmetic the training actually
+    did per second: 3 x Gflops x images/s (a backward pass costs about two forward passes)."""
+    head = (
+        f"{'config':<6} {'params':>8} {'tokens':>6} {'Gflops':>8} {'img/s':>6} {'GFLOP/s':>7} "
+        f"{'loss':>7} {'FID':>7} {'floor':>6} {'acc %':>6}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        achieved = 3 * r["gflops"] * r["images_per_second"]
+        lines.append(
+            f"{r['name']:<6} {r['params'] / 1e6:>7.2f}M {r['tokens']:>6} {r['gflops']:>8.4f} "
+            f"{r['images_per_second']:>6.0f} {achieved:>7.1f} {r['final_loss']:>7.4f} "
+            f"{r['fid']:>7.2f} {r['fid_floor']:>6.2f} {100 * r['class_accuracy']:>6.0f}"
+        )
+    return "\n".join(lines)
+
+
 def run_scaling_study(
     grid=GRID, images: int = 5120, out: str | Path | None = None, recipe="nano-flow",
     n_eval: int = 100, n_reference: int = 5000, seed: int = 0, data=None, quiet: bool = True,
@@ -196,7 +215,7 @@ def run_scaling_study(
                 f"{out} holds {row['name']} trained on {row['images']} images ({row['recipe']}, "
                 f"seed {row['seed']}); write these runs to another --out file"
             )
-    if data is None:
+    if data is None and any(name not in done for name in grid):
         from .datasets import load_dataset
 
         data = load_dataset(recipe.data, train=True, n=recipe.n_images, size=recipe.image_size)
@@ -239,6 +258,7 @@ def main(argv=None) -> None:
     rows = run_scaling_study(
         args.grid, args.images, args.out, args.recipe, args.n_eval, seed=args.seed, quiet=False
     )
+    print(format_results(rows))
     if args.plot:
         from .viz_dps import plot_scaling
 

@@ -176,8 +176,9 @@ def plot_scaling(rows: Sequence[dict], overlay: Sequence[dict] = ()) -> Figure:
             images, loss = zip(*r["loss_curve"])
             curve_ax.plot(images, loss, "k.", markersize=4)
     low = min((loss for r in rows for _, loss in r["loss_curve"]), default=1.0)
+    high = max(r["final_loss"] for r in [*rows, *overlay])
     curve_ax.set(xlabel="training images", ylabel="training loss (10-step means)",
-                 ylim=(low * 0.95, low * 2.2))  # fmt: skip
+                 ylim=(low * 0.95, high * 1.3))  # fmt: skip
     curve_ax.grid(alpha=0.3)
     if any(r["loss_curve"] for r in rows):
         curve_ax.legend(fontsize=7, ncol=3)
