@@ -45,6 +45,18 @@ def test_sweep_shares_noise_and_labels_across_scales(sweep):
     assert torch.equal(again["samples"][4.0], result["samples"][4.0])
 
 
+def test_scale_zero_is_the_guided_sampler_in_one_pass(sweep):
+    model, config, result = sweep
+    x_T = torch.randn(6, 3, 8, 8, generator=torch.Generator().manual_seed(5))
+    two_pass = generate(model, config, y=result["labels"], steps=3, cfg_scale=0.0, x_T=x_T)
+    assert torch.allclose(result["samples"][0.0], two_pass.clamp(-1, 1), atol=1e-5)
+    calls = []
+    hook = model.register_forward_hook(lambda module, args, out: calls.append(len(args[0])))
+    guidance_sweep(model, config, [0], per_class=2, steps=3, seed=5)
+    hook.remove()
+    assert calls == [6, 6, 6]  # one forward of the 6 samples per step, not one of 12
+
+
 def test_samples_at_scale_puts_classes_in_columns(sweep):
     _, _, result = sweep
     grid = samples_at_scale(result, 4.0)
