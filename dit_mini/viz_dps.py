@@ -72,7 +72,7 @@ def table4_figure(reports: Sequence[dict]) -> Figure:
         gaps.plot(x, gap, marker, label=key.replace("_M", ""))
     gaps.axhline(0, color="gray", linewidth=1)
     gaps.set(ylabel="count / paper - 1 (%)", ylim=(-1, 1),
-             title="difference from the paper (the paper rounds to 0.01 and 0.1)")  # fmt: skip
+             title="difference from the paper's rounded numbers")  # fmt: skip
     gaps.legend(fontsize=8)
     fig.tight_layout()
     return fig
