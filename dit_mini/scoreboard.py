@@ -94,7 +94,8 @@ def draw_contestants(
 
 def score_models(contestants: dict[str, dict], n_relic: int, n_inception: int) -> dict:
     """Relic-feature scores (first n_relic images, with class accuracy) and Inception scores
-    (first n_inception) of every contestant, and the rank correlation of the two FIDs."""
+    (first n_inception) of every contestant, and the rank correlation of the two FIDs (None
+    for a single contestant)."""
     rows = []
     relic, inception = feature_extractor("relic"), feature_extractor("inception")
     for name, c in contestants.items():
@@ -106,7 +107,8 @@ def score_models(contestants: dict[str, dict], n_relic: int, n_inception: int) -
         )
         rows.append({"name": name, "sample_seconds": c["seconds"], "relic": r, "inception": i,
                      "inception_seconds": time.perf_counter() - tic})  # fmt: skip
-    rho = spearman([r["relic"]["fid"] for r in rows], [r["inception"]["fid"] for r in rows])
+    relic_fid, inception_fid = ([r[k]["fid"] for r in rows] for k in ("relic", "inception"))
+    rho = spearman(relic_fid, inception_fid) if len(rows) > 1 else None
     return {"rows": rows, "spearman_fid": rho, "n_relic": n_relic, "n_inception": n_inception}
 
 
