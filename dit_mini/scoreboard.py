@@ -15,6 +15,7 @@ Two studies whose results fill the README's results table (`assets/scores/`):
     python -m dit_mini.scoreboard models --out assets/scores --n-relic 500 --n-inception 250
     python -m dit_mini.scoreboard samplers --checkpoint runs/q/checkpoint.pt --n 200 --out ...
     python -m dit_mini.scoreboard guidance --checkpoint assets/dit_tiny.safetensors --out ...
+    python -m dit_mini.scoreboard report --out assets/scores   # the README's tables, as markdown
 
 Taught in notebook 12 (fidelity); numbers quoted in the README.
 """
@@ -36,6 +37,7 @@ __all__ = [
     "score_models",
     "compare_samplers",
     "compare_guidance",
+    "markdown_tables",
     "main",
 ]
 
@@ -140,6 +142,52 @@ def compare_guidance(checkpoint, n: int, scales=GUIDANCE_SCALES, steps: int = 20
     return {"checkpoint": str(checkpoint), "n": n, "steps": steps, "rows": rows}
 
 
+def _model_rows(models: dict) -> list[str]:
+    lines = [
+        f"| model | Inception FID (n={models['n_inception']}) | KID | relic FID "
+        f"(n={models['n_relic']}) | class accuracy |",
+        "|---|---|---|---|---|",
+    ]
+    first = models["rows"][0]
+    floor_i, floor_r = first["inception"], first["relic"]
+    lines.append(f"| real relics (floor) | {floor_i['fid_floor']:.2f} | {floor_i['kid_floor']:.4f} "
+                 f"| {floor_r['fid_floor']:.2f} | |")  # fmt: skip
+    for r in models["rows"]:
+        i, rel = r["inception"], r["relic"]
+        acc = f"{rel['class_accuracy']:.1%}" if "class_accuracy" in rel else "-"
+        lines.append(f"| {r['name']} | {i['fid']:.2f} | {i['kid']:.4f} +- {i['kid_std']:.4f} "
+                     f"| {rel['fid']:.2f} | {acc} |")  # fmt: skip
+    if models.get("spearman_fid") is not None:
+        lines.append(f"\nSpearman rank correlation of the two FIDs over these "
+                     f"{len(models['rows'])} rows: {models['spearman_fid']:.2f}")  # fmt: skip
+    return lines
+
+
+def markdown_tables(folder) -> str:
+    """The results of the studies saved in `folder` (models, samplers, guidance) as markdown."""
+    folder, out = Path(folder), []
+    if (folder / "models.json").is_file():
+        out += _model_rows(json.loads((folder / "models.json").read_text())) + [""]
+    if (folder / "samplers.json").is_file():
+        res = json.loads((folder / "samplers.json").read_text())
+        out += [
+            f"| sampler | steps | images/s | relic FID (n={res['n']}) | floor | class accuracy |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in res["rows"]:
+            speed, acc = f"{r['images_per_s']:.2f}", f"{r['class_accuracy']:.0%}"
+            out.append(f"| {r['sampler']} | {r['steps']} | {speed} | {r['fid']:.2f} | "
+                       f"{r['fid_floor']:.2f} | {acc} |")  # fmt: skip
+        out.append("")
+    if (folder / "guidance.json").is_file():
+        res = json.loads((folder / "guidance.json").read_text())
+        out += [f"| guidance scale | relic FID (n={res['n']}) | floor | class accuracy |",
+                "|---|---|---|---|"]  # fmt: skip
+        out += [f"| {r['cfg_scale']:g} | {r['fid']:.2f} | {r['fid_floor']:.2f} | "
+                f"{r['class_accuracy']:.0%} |" for r in res["rows"]]  # fmt: skip
+    return "\n".join(out).rstrip()
+
+
 def _machine() -> dict:
     import os
     import platform
@@ -151,8 +199,8 @@ def _machine() -> dict:
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(prog="python -m dit_mini.scoreboard", description=__doc__)
-    p.add_argument("study", choices=("models", "samplers", "guidance"))
-    p.add_argument("--out", required=True, help="folder for the JSON result")
+    p.add_argument("study", choices=("models", "samplers", "guidance", "report"))
+    p.add_argument("--out", required=True, help="folder for the JSON results (report: read)")
     p.add_argument("--n-relic", type=int, default=500, help="models: samples for relic scores")
     p.add_argument("--n-inception", type=int, default=250, help="models: samples for Inception")
     p.add_argument("--checkpoint", help="samplers, guidance: the checkpoint to sample")
@@ -161,6 +209,9 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.study == "report":
+        print(markdown_tables(args.out))
+        return {}
     if args.study == "models":
         if args.n_inception > args.n_relic:
             raise ValueError("--n-inception must not exceed --n-relic (it grades a prefix)")

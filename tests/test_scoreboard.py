@@ -48,3 +48,24 @@ def test_guidance_study_rows():
     assert [r["cfg_scale"] for r in result["rows"]] == [1.0, 3.0]
     assert all(r["n"] == 10 and 0 <= r["class_accuracy"] <= 1 for r in result["rows"])
     assert result["rows"][0]["fid"] != result["rows"][1]["fid"]  # guidance changes the samples
+
+
+def test_report_tables_read_the_saved_studies(tmp_path):
+    import json
+
+    from dit_mini.scoreboard import markdown_tables
+
+    def scores(fid):
+        return {"fid": fid, "kid": 0.1, "kid_std": 0.01, "fid_floor": 0.2, "kid_floor": 0.0}
+
+    rows = [
+        {"name": "dit", "inception": scores(10), "relic": {**scores(2), "class_accuracy": 0.5}},
+        {"name": "noise", "inception": scores(200), "relic": scores(90)},
+    ]
+    models = {"n_relic": 500, "n_inception": 250, "spearman_fid": 1.0, "rows": rows}
+    (tmp_path / "models.json").write_text(json.dumps(models))
+    table = markdown_tables(tmp_path).splitlines()
+    assert table[0].startswith("| model | Inception FID (n=250)")
+    assert table[2] == "| real relics (floor) | 0.20 | 0.0000 | 0.20 | |"
+    assert table[3] == "| dit | 10.00 | 0.1000 +- 0.0100 | 2.00 | 50.0% |"
+    assert table[4].endswith("| 90.00 | - |") and "over these 2 rows: 1.00" in table[-1]
