@@ -183,16 +183,24 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--resume", action="store_true")
+    p.add_argument(
+        "--init", default=None, help="start from the EMA weights of this checkpoint (a second, "
+        "lower-learning-rate stage)"
+    )  # fmt: skip
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     data = make_clips(args.n_clips, seed=args.seed, split="train")
     torch.manual_seed(args.seed)
     model = VideoDiT(VideoDiTConfig())
+    if args.init:
+        from .checkpoint import load_checkpoint
+
+        model.load_state_dict(load_checkpoint(args.init)["ema"])
     train = TrainConfig(
         steps=args.steps,
         batch_size=args.batch_size,
         lr=args.lr,
-        warmup_steps=100,
+        warmup_steps=0 if args.init else 100,
         ema_decay=0.995,
         seed=args.seed,
         checkpoint_every=250,
@@ -200,6 +208,8 @@ def main(argv=None) -> None:
     )
     run_config = {"video_dit": asdict(model.config), "diffusion": asdict(VIDEO_DIFFUSION)}
     run_config["data"] = {"n_clips": args.n_clips, "seed": args.seed, "frames": CLIP_FRAMES}
+    if args.init:
+        run_config["init"] = args.init
     start = time.perf_counter()
 
     def report(step: int, loss: float) -> None:
