@@ -1,10 +1,7 @@
 #!/usr/bin/env bash
 # Train the shipped text-to-video DiT (assets/video_dit.safetensors) on the CPU, in two stages:
 # stage 1 at lr 3e-3 (stopped at step 3,500), stage 2 from stage 1's EMA weights at lr 6e-4.
-# Both checkpoint every 250 steps into runs/. Note: --resume on these runs is refused at present
-# (dit_mini.train._with_new_defaults fills VideoDiTConfig defaults into the saved config while the
-# new run describes the model by its kind only); export a checkpoint's EMA with
-# dit_mini.text2video._export instead until that is fixed.
+# Both checkpoint every 250 steps into runs/; --resume continues a stopped stage exactly.
 # The clip checker that grades it: python -m dit_mini.clip_checker (see assets/clip_checker.md).
 # Measured cost: see assets/video_dit.md.
 set -euo pipefail

@@ -196,16 +196,17 @@ def _describe(model: nn.Module) -> dict:
         return {"kind": f"{type(model).__module__}.{type(model).__qualname__}"}
 
 
-def _with_new_defaults(saved: dict, model: nn.Module) -> dict:
+def _with_new_defaults(saved: dict, model: nn.Module, described: dict) -> dict:
     """A checkpoint's run config with model-config fields added to the package since it was saved
-    filled in with their defaults, so an older run resumes when its model is unchanged."""
+    filled in with their defaults, so an older run resumes when its model is unchanged. Only the
+    fields that the new run's model description (`described`) holds are filled."""
     cfg = getattr(model, "config", None)
     if not (is_dataclass(cfg) and isinstance(saved.get("model"), dict)):
         return saved
     missing = {
         f.name: f.default
         for f in fields(cfg)
-        if f.name not in saved["model"] and f.default is not MISSING
+        if f.name in described and f.name not in saved["model"] and f.default is not MISSING
     }
     return {**saved, "model": {**saved["model"], **missing}}
 
@@ -271,7 +272,7 @@ class _Session:
                 "resume=True (--resume) to continue it, or choose another output folder"
             )
         state = load_checkpoint(self.path, map_location=self.device)
-        saved = _with_new_defaults(state["config"], self.model)
+        saved = _with_new_defaults(state["config"], self.model, self.run_config["model"])
         diff = config_diff(saved, self.run_config, ignore=RESUMABLE_FIELDS)
         if diff:
             raise CheckpointError(

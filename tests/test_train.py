@@ -209,6 +209,31 @@ def test_runs_saved_before_a_new_model_field_still_resume(tmp_path):
     assert result.step == 6
 
 
+def test_a_model_described_by_its_kind_only_resumes(tmp_path):
+    """A network the checkpoint only names (not a package DiT/U-Net) but that has a dataclass
+    config still resumes: nothing is filled into its saved description."""
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Config:
+        width: int = 8
+
+    class Net(torch.nn.Module):
+        config = Config()
+
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Conv2d(3, 3, 1)
+
+        def forward(self, x, t, y=None):
+            return self.lin(x)
+
+    x, _ = tiny_data()
+    fit(Net(), make_loss(), x, config(steps=4), tmp_path, quiet=True)
+    result = fit(Net(), make_loss(), x, config(steps=6), tmp_path, resume=True, quiet=True)
+    assert result.step == 6
+
+
 def test_non_finite_loss_names_the_step_and_last_checkpoint(tmp_path):
     calls = []
 
