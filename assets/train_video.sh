@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Train the shipped text-to-video DiT (assets/video_dit.safetensors) on the CPU, in two stages:
 # stage 1 at lr 3e-3 (stopped at step 3,500), stage 2 from stage 1's EMA weights at lr 6e-4.
-# Both checkpoint every 250 steps into runs/; --resume continues a stopped stage exactly.
+# Both checkpoint every 250 steps into runs/; adding --resume to a stage continues it exactly.
 # The clip checker that grades it: python -m dit_mini.clip_checker (see assets/clip_checker.md).
 # Measured cost: see assets/video_dit.md.
 set -euo pipefail

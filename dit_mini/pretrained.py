@@ -3,7 +3,7 @@
 Each file has a model card beside it (`assets/<name>.md`) with the exact command that trained it,
 its cost and its measured scores. FAST mode in the notebooks loads these instead of training.
 
-Used by notebooks 00 (bonfire), 03, 06, 07, 08, 11 and 12.
+Used by notebooks 00 (bonfire), 03, 06, 07, 08, 11, 12 and 13.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ PRETRAINED = {
     "latent-dit-tiny": ("latent_dit_tiny.safetensors", "tiny DiT on the VAE's 8x8x4 latents"),
     "vae": ("vae.safetensors", "the VAE of notebooks 10 and 11 (32x32x3 <-> 8x8x4)"),
     "relic-classifier": ("relic_classifier.safetensors", "the Relics classifier (scores, FID)"),
+    "video-dit": ("video_dit.safetensors", "the text-to-video DiT of notebook 13"),
+    "clip-checker": ("clip_checker.safetensors", "names item, colour and motion of a clip"),
 }
 
 
@@ -62,6 +64,14 @@ def load_pretrained(name: str, device=None):
         from .classifier import load_classifier
 
         return load_classifier(path, device=device)
+    if name == "video-dit":
+        from .text2video import load_video_dit
+
+        return load_video_dit(path, device=device)
+    if name == "clip-checker":
+        from .clip_checker import load_checker
+
+        return load_checker(path, device=device)
     from .checkpoint import load_model
 
     return load_model(path, device=device or "cpu").eval()
