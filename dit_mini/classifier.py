@@ -33,6 +33,7 @@ __all__ = [
     "ClassifierConfig",
     "RelicClassifier",
     "CLASSIFIER_FILE",
+    "fit_supervised",
     "train_classifier",
     "save_classifier",
     "load_classifier",
@@ -103,6 +104,35 @@ class RelicClassifier(nn.Module):
         return self.head(self.features(x))
 
 
+def fit_supervised(
+    make_model, inputs: torch.Tensor, batch_loss, epochs: int, batch_size: int, lr: float,
+    seed: int,
+):  # fmt: skip
+    """The small supervised loop of the course's graders: AdamW, a one-cycle learning rate,
+    shuffled full batches; same seed, same weights. `batch_loss(model, idx)` is the loss of the
+    examples `idx`; `make_model()` builds the network (seeded here). Returns it in eval mode."""
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs={epochs}, batch_size={batch_size}: both must be >= 1")
+    gen = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = make_model()
+    per_epoch = len(inputs) // batch_size
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=epochs * per_epoch,
+                                                pct_start=0.1)  # fmt: skip
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(inputs), generator=gen)
+        for i in range(per_epoch):
+            loss = batch_loss(model, order[i * batch_size : (i + 1) * batch_size])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    return model.eval()
+
+
 def train_classifier(
     images: torch.Tensor,
     labels: torch.Tensor,
@@ -112,30 +142,17 @@ def train_classifier(
     lr: float = 2e-3,
     seed: int = 0,
 ) -> RelicClassifier:
-    """Train a classifier with AdamW and a cosine learning-rate decay; same seed, same weights.
+    """Train a classifier with AdamW and a one-cycle learning rate; same seed, same weights.
 
     Shapes: images (N, C, H, W) in [-1, 1], labels (N,) -> a trained RelicClassifier (eval mode).
     """
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs={epochs}, batch_size={batch_size}: both must be >= 1")
-    gen = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = RelicClassifier(config)
-    steps = epochs * (len(images) // batch_size)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.1)
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(images), generator=gen)
-        for i in range(len(images) // batch_size):
-            idx = order[i * batch_size : (i + 1) * batch_size]
-            loss = F.cross_entropy(model(images[idx]), labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-    return model.eval()
+
+    def batch_loss(model, idx):
+        return F.cross_entropy(model(images[idx]), labels[idx])
+
+    return fit_supervised(
+        lambda: RelicClassifier(config), images, batch_loss, epochs, batch_size, lr, seed
+    )
 
 
 def save_classifier(model: RelicClassifier, path: str | Path, card: dict | None = None) -> None:

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .classifier import fit_supervised
 from .clips import CLIP_COLOURS, CLIP_MOTIONS, ClipDataset, make_clips
 from .fid import frechet_distance, gaussian_stats
 from .relics import RELIC_CLASSES
@@ -122,27 +123,14 @@ def train_checker(
 
     Shapes: clips (N, C, T, H, W), targets (N, 3) -> a trained ClipChecker (eval mode).
     """
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs={epochs}, batch_size={batch_size}: both must be >= 1")
-    gen = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = ClipChecker(config)
-    steps = epochs * (len(clips) // batch_size)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.1)
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(clips), generator=gen)
-        for i in range(len(clips) // batch_size):
-            idx = order[i * batch_size : (i + 1) * batch_size]
-            logits = model(clips[idx])
-            loss = sum(F.cross_entropy(logits[q], targets[idx, j]) for j, q in enumerate(QUESTIONS))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-    return model.eval()
+
+    def batch_loss(model, idx):
+        logits = model(clips[idx])
+        return sum(F.cross_entropy(logits[q], targets[idx, j]) for j, q in enumerate(QUESTIONS))
+
+    return fit_supervised(
+        lambda: ClipChecker(config), clips, batch_loss, epochs, batch_size, lr, seed
+    )
 
 
 def save_checker(model: ClipChecker, path: str | Path, card: dict | None = None) -> None:
