@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ import torch
 from .diffusion import DiffusionConfig, make_loss
 from .dit import DiT, dit_config
 from .flops import count_gflops, count_params
-from .runtime import pick_device
+from .runtime import cpu_name, pick_device
 from .samplers import ddim_sample, ddim_timesteps, ddpm_sample
 
 __all__ = [
@@ -251,17 +250,9 @@ def _num_threads(threads: int | None):
         torch.set_num_threads(saved)
 
 
-def _cpu_name() -> str:
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
 def _machine(device: torch.device, threads: int) -> dict:
     """What ran the benchmark: processor or GPU, cores, threads, torch version, load."""
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     return {
         "device": str(device),
         "name": name,

@@ -158,7 +158,8 @@ def _encode_for_latent_training(vae_path, data, device=None):
     """Encode a dataset with a VAE file; returns the latent dataset and the run-config entry."""
     import hashlib
 
-    from .vae import encode_dataset, load_vae
+    from .latents import encode_dataset
+    from .vae import load_vae
 
     vae = load_vae(vae_path, device=pick_device(device))
     sha1 = hashlib.sha1(Path(vae_path).read_bytes()).hexdigest()
@@ -170,7 +171,8 @@ def _decoder(config: dict, device, vae_path=None):
     """For a latent model, a function latents -> images (its VAE); None for a pixel model."""
     if "latent" not in config:
         return None
-    from .vae import decode_latents, load_vae
+    from .latents import decode_latents
+    from .vae import load_vae
 
     path = Path(vae_path or config["latent"]["vae"])
     if not path.is_file() and not path.is_absolute():  # a shipped VAE, seen from another folder

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
 __all__ = [
+    "cpu_name",
     "FAST_ENV",
     "fast_mode",
     "pick_device",
@@ -36,6 +38,15 @@ __all__ = [
 FAST_ENV = "DIT_MINI_FAST"
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
+
+
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what `platform` knows."""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
 def fast_mode() -> bool:

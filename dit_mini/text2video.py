@@ -180,6 +180,10 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, default=6000)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--ema-decay", type=float, default=0.995)
+    p.add_argument("--hidden-size", type=int, default=VideoDiTConfig.hidden_size)
+    p.add_argument("--depth", type=int, default=VideoDiTConfig.depth)
+    p.add_argument("--num-heads", type=int, default=VideoDiTConfig.num_heads)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--resume", action="store_true")
@@ -191,17 +195,24 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     data = make_clips(args.n_clips, seed=args.seed, split="train")
     torch.manual_seed(args.seed)
-    model = VideoDiT(VideoDiTConfig())
+    arch = {"hidden_size": args.hidden_size, "depth": args.depth, "num_heads": args.num_heads}
+    model = VideoDiT(VideoDiTConfig(**arch))
     if args.init:
         from .checkpoint import load_checkpoint
 
-        model.load_state_dict(load_checkpoint(args.init)["ema"])
+        state = load_checkpoint(args.init)["ema"]
+        if any(state[k].shape != v.shape for k, v in model.state_dict().items() if k in state):
+            raise ValueError(
+                f"{args.init} holds a model of another shape; pass the --hidden-size, --depth "
+                "and --num-heads it was trained with"
+            )
+        model.load_state_dict(state)
     train = TrainConfig(
         steps=args.steps,
         batch_size=args.batch_size,
         lr=args.lr,
         warmup_steps=0 if args.init else 100,
-        ema_decay=0.995,
+        ema_decay=args.ema_decay,
         seed=args.seed,
         checkpoint_every=250,
         log_every=50,

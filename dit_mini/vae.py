@@ -13,6 +13,9 @@ their standard deviation so the diffusion model sees unit-variance data; Stable 
 constant 0.18215 is that number for its own VAE, here it is measured on our data and stored in
 the model as the buffer `latent_scale`.
 
+Training: `dit_mini.vae_train` (`python -m dit_mini.vae_train`). Working in the latent space
+(encode, decode, scale, interpolate, map): `dit_mini.latents`.
+
 Taught in notebooks 10 (dream factory) and 11 (forge).
 """
 
@@ -35,21 +38,11 @@ __all__ = [
     "VAE",
     "kl_divergence",
     "vae_loss",
-    "train_vae",
-    "measure_latent_scale",
-    "encode_latents",
-    "decode_latents",
-    "encode_dataset",
-    "reconstruction_metrics",
-    "interpolate_latents",
-    "LatentMap",
-    "latent_map_2d",
     "save_vae",
     "load_vae",
 ]
 
 LOGVAR_RANGE = (-30.0, 20.0)  # clamp of the encoder's log-variance (latent-diffusion's VAE)
-PEAK_TO_PEAK = 2.0  # images live in [-1, 1]; PSNR = 10 log10(PEAK_TO_PEAK**2 / MSE)
 RECON_LOSSES = ("mse", "l1")
 
 
@@ -298,203 +291,6 @@ def _device(vae: VAE) -> torch.device:
     return vae.latent_scale.device
 
 
-def train_vae(
-    vae: VAE,
-    data,
-    steps: int = 1000,
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    seed: int = 0,
-    quiet: bool = False,
-    scale_images: int = 4096,
-) -> dict[str, list[float]]:
-    """Train `vae` with Adam on `vae_loss` (learning rate decayed to 0 along a half cosine),
-    then measure and store its latent scale.
-
-    A VAE is not a denoiser, so it has this loop instead of `dit_mini.train.fit`. One generator
-    seeded from `seed` shuffles the data (a fresh permutation every epoch), another draws the
-    reparameterisation noise: the same seed gives the same weights. The scale is measured on the
-    first `scale_images` training images. Returns the per-step 'loss', 'recon' and 'kl'.
-
-    Shapes: data images (N, C, H, W) in [-1, 1].
-    """
-    from tqdm.auto import tqdm
-
-    if steps < 1 or batch_size < 1 or not lr > 0:
-        raise ValueError(
-            f"need steps >= 1, batch_size >= 1, lr > 0; got {steps}, {batch_size}, {lr}"
-        )
-    images, device = _images(data), _device(vae)
-    order = torch.Generator().manual_seed(seed)
-    noise = torch.Generator(device).manual_seed(seed + 1)
-    opt = torch.optim.Adam(vae.parameters(), lr=lr)
-    history: dict[str, list[float]] = {"loss": [], "recon": [], "kl": []}
-    perm, pos = torch.randperm(len(images), generator=order), 0
-    vae.train()
-    for step in tqdm(range(steps), disable=quiet, desc="vae", unit="step"):
-        # 1. Next batch of the shuffled epoch (a new permutation when it runs out).
-        if pos + batch_size > len(perm):
-            perm, pos = torch.randperm(len(images), generator=order), 0
-        x = images[perm[pos : pos + batch_size]].to(device)  # (B, C, H, W)
-        pos += batch_size
-        # 2. Negative ELBO, backward, Adam step at this step's learning rate.
-        loss, parts = vae_loss(vae, x, noise)
-        opt.param_groups[0]["lr"] = 0.5 * lr * (1 + math.cos(math.pi * step / steps))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        for key, value in (("loss", float(loss.detach())), *parts.items()):
-            history[key].append(value)
-    vae.eval()
-    # 3. Latent scale from the trained encoder.
-    vae.set_latent_scale(measure_latent_scale(vae, images[:scale_images]))
-    return history
-
-
-@torch.no_grad()
-def _batched(fn, x: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
-    """fn applied to x in batches on `device`; results concatenated on x's device."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer; got {batch_size}")
-    outs = [fn(x[i : i + batch_size].to(device)).to(x.device) for i in range(0, len(x), batch_size)]
-    return torch.cat(outs)
-
-
-def encode_latents(
-    vae: VAE,
-    images: torch.Tensor,
-    generator: torch.Generator | None = None,
-    scale: bool = True,
-    sample: bool = False,
-    batch_size: int = 256,
-) -> torch.Tensor:
-    """Latents of images: the posterior mean, or a draw from q(z | x) when sample=True (then
-    `generator` is used), multiplied by `vae.latent_scale` when scale=True (unit std on data).
-
-    Shapes: (N, C, H, W) -> (N, C_z, H/f, W/f).
-    """
-
-    def one(x):
-        mean, logvar = vae.encode(x)
-        return vae.reparameterize(mean, logvar, generator) if sample else mean
-
-    z = _batched(one, images, batch_size, _device(vae))
-    return z * vae.latent_scale.to(z.device) if scale else z
-
-
-def decode_latents(vae: VAE, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Undo the latent scale, then decode. Shapes: (N, C_z, h, w) -> (N, C, f h, f w)."""
-    scale = vae.latent_scale.to(z.device)
-    return _batched(lambda b: vae.decode(b / scale.to(b.device)), z, batch_size, _device(vae))
-
-
-def measure_latent_scale(
-    vae: VAE,
-    images: torch.Tensor,
-    sample: bool = False,
-    generator: torch.Generator | None = None,
-    batch_size: int = 256,
-) -> float:
-    """1 / std of the unscaled latents of `images` (posterior means, or draws if sample=True),
-    over all their numbers: the factor that gives the diffusion model unit-variance data.
-
-    Shapes: images (N, C, H, W) -> float.
-    """
-    z = encode_latents(vae, _images(images), generator, False, sample, batch_size)
-    return 1.0 / float(z.float().std())
-
-
-def encode_dataset(
-    vae: VAE,
-    dataset,
-    batch_size: int = 256,
-    sample: bool = False,
-    generator: torch.Generator | None = None,
-):
-    """The dataset with every image replaced by its scaled latents, labels and captions kept, so
-    `dit_mini.train.fit` and `dit_mini.diffusion.generate` train and sample a latent DiT as is.
-
-    Shapes: images (N, C, H, W) -> (N, C_z, H/f, W/f).
-    """
-    from .datasets import ImageDataset
-
-    z = encode_latents(vae, _images(dataset), generator, True, sample, batch_size)
-    labels = getattr(dataset, "labels", torch.zeros(len(z), dtype=torch.int64))
-    classes = getattr(dataset, "classes", ("image",))
-    return ImageDataset(z.float().contiguous(), labels, classes, getattr(dataset, "captions", None))
-
-
-def reconstruction_metrics(vae: VAE, images: torch.Tensor, batch_size: int = 256) -> dict:
-    """MSE and PSNR (dB) of decode(posterior mean), clamped to [-1, 1], against the images.
-    PSNR = 10 log10(PEAK_TO_PEAK**2 / MSE) with the MSE over the whole set.
-
-    Shapes: images (N, C, H, W) -> {'mse': float, 'psnr': float}.
-    """
-    images = _images(images)
-    recon = _batched(lambda x: vae.decode(vae.encode(x)[0]), images, batch_size, _device(vae))
-    mse = float((recon.clamp(-1, 1) - images).float().square().mean())
-    return {"mse": mse, "psnr": 10 * math.log10(PEAK_TO_PEAK**2 / max(mse, 1e-12))}
-
-
-def interpolate_latents(z0: torch.Tensor, z1: torch.Tensor, n: int, mode: str = "linear"):
-    """n latents from z0 to z1 (both ends included), along a straight line ('linear') or a great
-    circle ('spherical', slerp: the norm stays typical of Gaussian noise).
-
-    Shapes: z0, z1 (C, h, w) or (1, C, h, w) -> (n, C, h, w).
-    """
-    z0, z1 = z0.squeeze(0) if z0.dim() == 4 else z0, z1.squeeze(0) if z1.dim() == 4 else z1
-    if z0.shape != z1.shape or n < 2 or mode not in ("linear", "spherical"):
-        raise ValueError(
-            f"need two latents of one shape, n >= 2 and mode 'linear' or 'spherical'; got "
-            f"{tuple(z0.shape)}, {tuple(z1.shape)}, n={n}, mode={mode!r}"
-        )
-    t = torch.linspace(0, 1, n, dtype=z0.dtype, device=z0.device).view(n, 1)  # (n, 1)
-    a, b = z0.reshape(1, -1), z1.reshape(1, -1)  # (1, D)
-    cos = (a * b).sum() / (a.norm() * b.norm()).clamp_min(1e-12)
-    omega = torch.arccos(cos.clamp(-1, 1))
-    if mode == "linear" or float(omega.sin()) < 1e-6:  # (anti)parallel: slerp is undefined
-        out = (1 - t) * a + t * b  # (n, D)
-    else:
-        out = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / omega.sin()
-    return out.reshape(n, *z0.shape)
-
-
-@dataclass
-class LatentMap:
-    """A 2-D map of latent space: the first two principal axes of the flattened latents.
-
-    Shapes: coords (N, 2), labels (N,), mean (D,), components (D, 2), explained (2,) fractions.
-    """
-
-    coords: torch.Tensor
-    labels: torch.Tensor
-    mean: torch.Tensor
-    components: torch.Tensor
-    explained: torch.Tensor
-
-    def project(self, z: torch.Tensor) -> torch.Tensor:
-        """Place latents (e.g. an interpolation path) on the map. Shapes: (M, C, h, w) -> (M, 2)."""
-        return (z.reshape(len(z), -1).float() - self.mean) @ self.components
-
-
-def latent_map_2d(vae: VAE, dataset, n: int = 1000, batch_size: int = 256) -> LatentMap:
-    """PCA of the scaled latent means of the first n images (exact SVD, so no randomness).
-
-    Each axis' sign is fixed so its largest loading is positive: the same data gives the same map.
-
-    Shapes: dataset images (N, C, H, W) -> coords (min(n, N), 2).
-    """
-    images = _images(dataset)[:n]
-    labels = getattr(dataset, "labels", torch.zeros(len(_images(dataset)), dtype=torch.int64))
-    z = encode_latents(vae, images, batch_size=batch_size).reshape(len(images), -1).float()
-    mean = z.mean(0)  # (D,)
-    _, s, vh = torch.linalg.svd(z - mean, full_matrices=False)  # vh (K, D)
-    comps = vh[:2].T  # (D, 2)
-    comps = comps * comps.gather(0, comps.abs().argmax(0, keepdim=True)).sign()
-    explained = s[:2].square() / s.square().sum()
-    return LatentMap((z - mean) @ comps, labels[: len(images)], mean, comps, explained)
-
-
 def save_vae(vae: VAE, path: str | Path, info: dict | None = None) -> Path:
     """Write the weights (latent scale included) as safetensors, with the config and `info`
     (plain data, e.g. how it was trained) as JSON metadata; `load_vae` rebuilds the model."""
@@ -520,79 +316,3 @@ def load_vae(path: str | Path, device: str | torch.device = "cpu") -> VAE:
     vae = VAE(VAEConfig(**config))
     vae.load_state_dict(load_file(str(path)))
     return vae.to(device).eval()
-
-
-def _cpu_name() -> str:
-    """The CPU's model name from /proc/cpuinfo (Linux), else the platform's machine type."""
-    import platform
-
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(
-                line.split(":", 1)[1].strip() for line in f if line.startswith("model name")
-            )
-    except (OSError, StopIteration):
-        return platform.machine()
-
-
-def main(argv: list[str] | None = None) -> dict:
-    """Train the course's VAE on relics, report held-out MSE and PSNR, save weights and a grid."""
-    import argparse
-    import json
-    import os
-    import sys
-    import time
-
-    from .relics import TEST_SEED_OFFSET, make_relics
-    from .viz import save_image_grid
-
-    p = argparse.ArgumentParser(prog="python -m dit_mini.vae", description=main.__doc__)
-    p.add_argument("--preset", default="vae-nano", choices=sorted(VAE_PRESETS))
-    p.add_argument("--kl-weight", type=float, default=VAEConfig.kl_weight)
-    p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--n-train", type=int, default=20_000)
-    p.add_argument("--n-test", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    p.add_argument("--out", default="assets/vae.safetensors")
-    p.add_argument("--grid", default="assets/vae_recon.png")
-    args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    # 1. Data: training relics from the seed, held-out relics from seed + TEST_SEED_OFFSET.
-    train, test = (
-        make_relics(args.n_train, args.seed),
-        make_relics(args.n_test, args.seed + TEST_SEED_OFFSET),
-    )
-    torch.manual_seed(args.seed)  # the initial weights
-    vae = VAE(vae_config(args.preset, kl_weight=args.kl_weight))
-    # 2. Train, timing the loop alone.
-    start = time.perf_counter()
-    history = train_vae(vae, train, args.steps, args.batch_size, args.lr, args.seed)
-    seconds = time.perf_counter() - start
-    # 3. Measure on held-out relics; save weights, the record and a grid (originals above recons).
-    record = {
-        "command": "python -m dit_mini.vae " + " ".join(sys.argv[1:] if argv is None else argv),
-        "train": {
-            **vars(args),
-            "seconds": round(seconds, 1),
-            "final_recon": history["recon"][-1],
-            "final_kl": history["kl"][-1],
-        },
-        "machine": f"{_cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch "
-        f"threads, torch {torch.__version__}",
-        "test": {**reconstruction_metrics(vae, test.images), "n": args.n_test},
-        "latent_scale": float(vae.latent_scale),
-    }
-    save_vae(vae, args.out, record)
-    with torch.no_grad():
-        x = test.images[:10]
-        save_image_grid(torch.cat([x, vae.decode(vae.encode(x)[0])]), args.grid, nrow=10, zoom=3)
-    print(json.dumps(record, indent=2))
-    return record
-
-
-if __name__ == "__main__":
-    main()

@@ -2,7 +2,7 @@
 
 A VAE (Kingma & Welling, arXiv 1312.6114) encodes each relic to a Gaussian over 4 x 8 x 8
 latents. These figures show where the posterior means of many relics fall (a PCA map coloured by
-class, `dit_mini.vae.latent_map_2d`), how a walk between two relics looks when it is straight
+class, `dit_mini.latents.latent_map_2d`), how a walk between two relics looks when it is straight
 ('linear') or follows a great circle ('spherical', slerp: Shoemake 1985), compared with fading
 the pixels, and how the reconstruction quality trades against the KL term when the KL weight
 changes. Every function returns a `matplotlib.figure.Figure` built without pyplot, like
@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from .vae import VAE, LatentMap, decode_latents, interpolate_latents
+from .latents import LatentMap, decode_latents, interpolate_latents
+from .vae import VAE
 from .viz import to_uint8
 
 __all__ = [
