@@ -38,6 +38,7 @@ __all__ = [
     "load_video_dit",
     "eval_combos",
     "evaluate_captions",
+    "score_video_dit",
     "main",
 ]
 
@@ -156,6 +157,47 @@ def evaluate_captions(
     return score_clips(clips, targets, checker, n_ref=n_ref), clips
 
 
+def score_video_dit(
+    model: VideoDiT,
+    checker,
+    scales: tuple[float, ...] = (1.0, 3.0, 5.0),
+    per_caption: int = 3,
+    steps: int = 20,
+    seed: int = 5,
+    n_ref: int = 2000,
+) -> dict:
+    """The model card's tables: `evaluate_captions` on the 20 seen captions of
+    `eval_combos('train')` and the 20 held-out ones, at each guidance scale, with the protocol
+    and the seconds it took. Rows: {'guidance', 'captions', 'item', ..., 'fid', 'fid_floor'}."""
+    from .runtime import cpu_name
+
+    start, rows = time.perf_counter(), []
+    for scale in scales:
+        for split in ("train", "held_out"):
+            scores, _ = evaluate_captions(
+                model, checker, eval_combos(split), per_caption, steps, scale, seed, n_ref
+            )
+            rows.append({"guidance": scale, "captions": split, **scores})
+    protocol = {"sampler": f"euler {steps}", "per_caption": per_caption, "seed": seed}
+    protocol["n_ref"] = n_ref
+    machine = f"{cpu_name()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    seconds = round(time.perf_counter() - start, 1)
+    return {"protocol": protocol, "rows": rows, "seconds": seconds, "machine": machine}
+
+
+def _evaluate_command(path: str, out: str | None) -> None:
+    """Grade an exported video DiT with the shipped clip checker; print (and save) the scores."""
+    from .checkpoint import read_config
+    from .clip_checker import load_checker
+
+    result = {"model": str(path), "cost": read_config(path).get("cost")}
+    result.update(score_video_dit(load_video_dit(path), load_checker()))
+    text = json.dumps(result, indent=1)
+    if out:
+        Path(out).write_text(text + "\n")
+    print(text)
+
+
 def _export(ema: VideoDiT, path: Path, run_config: dict) -> None:
     """float16 weights (the caption table stays int64) and the run config in the metadata."""
     from .checkpoint import export_weights
@@ -167,11 +209,8 @@ def _export(ema: VideoDiT, path: Path, run_config: dict) -> None:
     export_weights(half, path, run_config)
 
 
-def main(argv=None) -> None:
-    """Train the text-to-video DiT on Animated Relics and export its EMA weights."""
+def _parser():
     import argparse
-
-    from .train import TrainConfig, fit
 
     p = argparse.ArgumentParser(prog=f"python -m {__name__}", description=main.__doc__)
     p.add_argument("--out-dir", default="runs/video_dit", help="checkpoints (resumable)")
@@ -191,10 +230,16 @@ def main(argv=None) -> None:
         "--init", default=None, help="start from the EMA weights of this checkpoint (a second, "
         "lower-learning-rate stage)"
     )  # fmt: skip
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    data = make_clips(args.n_clips, seed=args.seed, split="train")
-    torch.manual_seed(args.seed)
+    p.add_argument(
+        "--evaluate", default=None, metavar="FILE", help="no training: grade this exported model "
+        "(seen and held-out captions, guidance 1, 3 and 5) with the shipped clip checker"
+    )  # fmt: skip
+    p.add_argument("--scores-out", default=None, help="with --evaluate: also write the JSON here")
+    return p
+
+
+def _initial_model(args) -> VideoDiT:
+    """A fresh model of the requested shape, or one holding the EMA weights of --init."""
     arch = {"hidden_size": args.hidden_size, "depth": args.depth, "num_heads": args.num_heads}
     model = VideoDiT(VideoDiTConfig(**arch))
     if args.init:
@@ -207,6 +252,15 @@ def main(argv=None) -> None:
                 "and --num-heads it was trained with"
             )
         model.load_state_dict(state)
+    return model
+
+
+def _train_command(args) -> None:
+    from .train import TrainConfig, fit
+
+    torch.manual_seed(args.seed)
+    model = _initial_model(args)  # before the data, so that a wrong --init fails at once
+    data = make_clips(args.n_clips, seed=args.seed, split="train")
     train = TrainConfig(
         steps=args.steps,
         batch_size=args.batch_size,
@@ -235,6 +289,17 @@ def main(argv=None) -> None:
     if args.export:
         _export(result.ema, Path(args.export), {**run_config, "cost": cost})
     print(json.dumps({**cost, "final_loss_mean_last_100": sum(result.history[-100:]) / 100}))
+
+
+def main(argv=None) -> None:
+    """Train the text-to-video DiT on Animated Relics and export its EMA weights, or grade an
+    exported one (--evaluate)."""
+    args = _parser().parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.evaluate:
+        _evaluate_command(args.evaluate, args.scores_out)
+    else:
+        _train_command(args)
 
 
 if __name__ == "__main__":
