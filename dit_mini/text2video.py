@@ -94,9 +94,11 @@ def sample_clips(
 
 
 def load_video_dit(path: str | Path | None = None, device=None) -> VideoDiT:
-    """The video DiT from a safetensors export (default: the shipped one), in eval mode."""
-    from safetensors import safe_open
+    """The video DiT, in eval mode, from a safetensors export (default: the shipped one) or
+    from the EMA weights of a training checkpoint (.pt, read with weights_only)."""
     from safetensors.torch import load_file
+
+    from .checkpoint import load_checkpoint, read_config
 
     if path is None:
         from .pretrained import assets_dir
@@ -105,13 +107,13 @@ def load_video_dit(path: str | Path | None = None, device=None) -> VideoDiT:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no video DiT at {path}; train one with python -m {__name__}")
-    with safe_open(str(path), framework="pt") as f:
-        config = json.loads((f.metadata() or {}).get("config", "{}"))
+    checkpoint = load_checkpoint(path) if path.suffix != ".safetensors" else None
+    config = checkpoint["config"] if checkpoint else read_config(path)
     if "video_dit" not in config:
-        raise ValueError(f"{path} holds no video DiT config; export it with python -m {__name__}")
+        raise ValueError(f"{path} holds no video DiT config; train it with python -m {__name__}")
     model = VideoDiT(VideoDiTConfig(**config["video_dit"]))
-    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
-    model.load_state_dict(state)
+    state = checkpoint["ema"] if checkpoint else load_file(str(path))
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     return model.to(device or "cpu").eval()
 
 
@@ -186,11 +188,17 @@ def score_video_dit(
 
 
 def _evaluate_command(path: str, out: str | None) -> None:
-    """Grade an exported video DiT with the shipped clip checker; print (and save) the scores."""
-    from .checkpoint import read_config
+    """Grade an exported video DiT, or a training checkpoint's EMA, with the shipped clip
+    checker; print (and save) the scores."""
+    from .checkpoint import load_checkpoint, read_config
     from .clip_checker import load_checker
 
-    result = {"model": str(path), "cost": read_config(path).get("cost")}
+    if str(path).endswith(".safetensors"):
+        cost = read_config(path).get("cost")
+    else:  # a training checkpoint: its step and recent loss
+        saved = load_checkpoint(path)
+        cost = {"steps": saved["step"], "loss_last_250": float(saved["history"][-250:].mean())}
+    result = {"model": str(path), "cost": cost}
     result.update(score_video_dit(load_video_dit(path), load_checker()))
     text = json.dumps(result, indent=1)
     if out:
@@ -232,6 +240,7 @@ def _parser():
     )  # fmt: skip
     p.add_argument(
         "--evaluate", default=None, metavar="FILE", help="no training: grade this exported model "
+        "or the EMA of this training checkpoint "
         "(seen and held-out captions, guidance 1, 3 and 5) with the shipped clip checker"
     )  # fmt: skip
     p.add_argument("--scores-out", default=None, help="with --evaluate: also write the JSON here")

@@ -61,6 +61,9 @@ def test_command_trains_exports_and_grades(tmp_path, monkeypatch, capsys):
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["steps"] == 2
     model = load_video_dit(export)
     assert model.config.hidden_size == 48 and model.config.depth == 1
+    from_checkpoint = load_video_dit(run / "checkpoint.pt")  # its EMA, in float32
+    x, t, y = torch.randn(2, 3, 128, 16), torch.rand(2), torch.tensor([3, 7])
+    torch.testing.assert_close(model(x, t, y), from_checkpoint(x, t, y), atol=2e-2, rtol=0)
     # a second stage from the first one's EMA must be given the same shape
     with pytest.raises(ValueError, match="--hidden-size"):
         main(["--init", str(run / "checkpoint.pt"), "--out-dir", str(tmp_path / "b")])
@@ -74,3 +77,6 @@ def test_command_trains_exports_and_grades(tmp_path, monkeypatch, capsys):
         (1.0, "train"), (1.0, "held_out"), (2.0, "train"), (2.0, "held_out")
     ]  # fmt: skip
     assert all(r["n"] == 20 for r in result["rows"]) and result["cost"]["steps"] == 2
+    main(["--evaluate", str(run / "checkpoint.pt")])  # a training checkpoint's EMA
+    result = json.loads(capsys.readouterr().out)
+    assert result["cost"]["steps"] == 2 and len(result["rows"]) == 4
