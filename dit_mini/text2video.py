@@ -39,6 +39,8 @@ __all__ = [
     "eval_combos",
     "evaluate_captions",
     "score_video_dit",
+    "SAMPLE_CAPTIONS",
+    "save_samples",
     "main",
 ]
 
@@ -187,7 +189,43 @@ def score_video_dit(
     return {"protocol": protocol, "rows": rows, "seconds": seconds, "machine": machine}
 
 
-def _evaluate_command(path: str, out: str | None) -> None:
+# The captions of the card's and the README's sample strip: four seen, then four held out.
+SAMPLE_CAPTIONS = (
+    "a gold ring growing",
+    "an azure bow sliding right",
+    "a violet key sliding right",
+    "an emerald flask spinning right",
+    "a crimson sword spinning left",
+    "a violet helm spinning right",
+    "an azure ring growing",
+    "a crimson bow sliding right",
+)
+
+
+def save_samples(
+    model: VideoDiT,
+    path: str | Path,
+    captions: tuple[str, ...] = SAMPLE_CAPTIONS,
+    steps: int = 20,
+    cfg_scale: float = 3.0,
+    seed: int = 1,
+) -> tuple[Path, Path]:
+    """One clip per caption as a PNG strip (frames left to right, held-out captions marked) and
+    an animated GIF of the same clips side by side, next to it (same name, .gif)."""
+    from .clips import HELD_OUT, parse_caption
+    from .viz_video import clip_gif, clip_strips
+
+    generator = torch.Generator().manual_seed(seed)
+    clips = sample_clips(model, list(captions), steps, cfg_scale, generator)
+    labels = [c + ("  [held out]" if parse_caption(c) in HELD_OUT else "") for c in captions]
+    title = f"video DiT samples (Euler {steps} steps, guidance {cfg_scale:g}, seed {seed})"
+    png, gif = Path(path), Path(path).with_suffix(".gif")
+    clip_strips(clips, labels, title).savefig(png, dpi=100)
+    gif.write_bytes(clip_gif(clips, zoom=4))
+    return png, gif
+
+
+def _evaluate_command(path: str, out: str | None, samples: str | None = None) -> None:
     """Grade an exported video DiT, or a training checkpoint's EMA, with the shipped clip
     checker; print (and save) the scores."""
     from .checkpoint import load_checkpoint, read_config
@@ -200,6 +238,8 @@ def _evaluate_command(path: str, out: str | None) -> None:
         cost = {"steps": saved["step"], "loss_last_250": float(saved["history"][-250:].mean())}
     result = {"model": str(path), "cost": cost}
     result.update(score_video_dit(load_video_dit(path), load_checker()))
+    if samples:
+        save_samples(load_video_dit(path), samples)
     text = json.dumps(result, indent=1)
     if out:
         Path(out).write_text(text + "\n")
@@ -223,10 +263,10 @@ def _parser():
     p = argparse.ArgumentParser(prog=f"python -m {__name__}", description=main.__doc__)
     p.add_argument("--out-dir", default="runs/video_dit", help="checkpoints (resumable)")
     p.add_argument("--export", default=None, help="also write float16 EMA weights here")
-    p.add_argument("--n-clips", type=int, default=8000)
+    p.add_argument("--n-clips", type=int, default=32000)
     p.add_argument("--steps", type=int, default=6000)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--ema-decay", type=float, default=0.995)
     p.add_argument("--hidden-size", type=int, default=VideoDiTConfig.hidden_size)
     p.add_argument("--depth", type=int, default=VideoDiTConfig.depth)
@@ -244,6 +284,10 @@ def _parser():
         "(seen and held-out captions, guidance 1, 3 and 5) with the shipped clip checker"
     )  # fmt: skip
     p.add_argument("--scores-out", default=None, help="with --evaluate: also write the JSON here")
+    p.add_argument(
+        "--samples-out", default=None, metavar="PNG", help="with --evaluate: also draw the "
+        "sample strip of SAMPLE_CAPTIONS here (and an animated .gif beside it)"
+    )  # fmt: skip
     return p
 
 
@@ -306,7 +350,7 @@ def main(argv=None) -> None:
     args = _parser().parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.evaluate:
-        _evaluate_command(args.evaluate, args.scores_out)
+        _evaluate_command(args.evaluate, args.scores_out, args.samples_out)
     else:
         _train_command(args)
 

@@ -70,7 +70,10 @@ def test_command_trains_exports_and_grades(tmp_path, monkeypatch, capsys):
     small = functools.partial(score_video_dit, scales=(1.0, 2.0), per_caption=1, steps=2)
     monkeypatch.setattr(text2video, "score_video_dit", functools.partial(small, n_ref=40))
     scores = tmp_path / "scores.json"
-    main(["--evaluate", str(export), "--scores-out", str(scores)])
+    strip = tmp_path / "strip.png"
+    main(["--evaluate", str(export), "--scores-out", str(scores), "--samples-out", str(strip)])
+    assert strip.read_bytes()[:4] == b"\x89PNG"
+    assert strip.with_suffix(".gif").read_bytes()[:6] == b"GIF89a"
     result = json.loads(scores.read_text())
     assert result == json.loads(capsys.readouterr().out)
     assert [(r["guidance"], r["captions"]) for r in result["rows"]] == [
