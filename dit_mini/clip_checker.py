@@ -43,6 +43,7 @@ __all__ = [
     "load_checker",
     "predict",
     "checker_accuracy",
+    "confusion",
     "score_clips",
 ]
 
@@ -185,15 +186,29 @@ def checker_accuracy(model: ClipChecker, clips: torch.Tensor, targets: torch.Ten
     return {**scores, "all": right.all(1).float().mean().item(), "n": len(clips)}
 
 
-_REAL_CACHE: dict = {}
+def confusion(
+    model: ClipChecker, clips: torch.Tensor, targets: torch.Tensor, question: str = "motion"
+) -> torch.Tensor:
+    """How often each asked word (row) is read back as each word (column), for one question.
+
+    Shapes: clips (N, C, T, H, W), targets (N, 3) -> (K, K) int64, K words of the question.
+    """
+    if question not in QUESTIONS:
+        raise ValueError(f"question must be one of {list(QUESTIONS)}; got {question!r}")
+    if len(clips) != len(targets):
+        raise ValueError(f"need one target row per clip; got {len(targets)}, {len(clips)}")
+    j, k = list(QUESTIONS).index(question), len(QUESTIONS[question])
+    pairs = targets[:, j].cpu() * k + predict(model, clips)[:, j]  # (N,) asked * K + read
+    return torch.bincount(pairs, minlength=k * k).reshape(k, k)
 
 
 def _real_stats(model: ClipChecker, n: int, seed: int):
-    key = (id(model), n, seed)
-    if key not in _REAL_CACHE:
+    """Feature mean and covariance of n real clips, cached on the checker itself."""
+    cache = model.__dict__.setdefault("_real_stats_cache", {})
+    if (n, seed) not in cache:
         clips = make_clips(n, seed, split="all").clips
-        _REAL_CACHE[key] = gaussian_stats(_batched(model, clips, model.features))
-    return _REAL_CACHE[key]
+        cache[(n, seed)] = gaussian_stats(_batched(model, clips, model.features))
+    return cache[(n, seed)]
 
 
 def score_clips(

@@ -7,6 +7,7 @@ from dit_mini.clip_checker import (
     ClipChecker,
     checker_accuracy,
     clip_targets,
+    confusion,
     load_checker,
     predict,
     save_checker,
@@ -75,3 +76,22 @@ def test_shipped_checker_reads_real_held_out_clips(tmp_path, monkeypatch):
     data = make_clips(40, seed=4321, split="held_out", cache=False)
     scores = checker_accuracy(checker, data.clips, clip_targets(data))
     assert scores["all"] >= 0.95, scores
+
+
+def test_confusion_counts_asked_against_read(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIT_MINI_CACHE", str(tmp_path))
+    checker = load_checker()
+    data = make_clips(24, seed=99, split="all", cache=False)
+    targets = clip_targets(data)
+    table = confusion(checker, data.clips, targets)  # motion by default
+    assert table.shape == (4, 4) and int(table.sum()) == 24
+    assert torch.equal(table.sum(1), torch.bincount(targets[:, 2], minlength=4))  # rows: asked
+    read = predict(checker, data.clips)[:, 2]
+    assert torch.equal(table.sum(0), torch.bincount(read, minlength=4))  # columns: read back
+    reversed_clips = data.clips.flip(2)  # time reversed: a left spin reads as a right spin
+    spins = targets[:, 2] < 2
+    flipped = confusion(checker, reversed_clips[spins], targets[spins])
+    assert int(flipped[0, 1] + flipped[1, 0]) >= 0.9 * int(spins.sum())
+    assert confusion(checker, data.clips, targets, "item").shape == (10, 10)
+    with pytest.raises(ValueError, match="question"):
+        confusion(checker, data.clips, targets, "size")
