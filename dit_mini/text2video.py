@@ -164,7 +164,7 @@ def evaluate_captions(
 def score_video_dit(
     model: VideoDiT,
     checker,
-    scales: tuple[float, ...] = (1.0, 3.0, 5.0),
+    scales: tuple[float, ...] = (1.0, 2.0, 3.0, 5.0),
     per_caption: int = 3,
     steps: int = 20,
     seed: int = 5,
@@ -172,16 +172,21 @@ def score_video_dit(
 ) -> dict:
     """The model card's tables: `evaluate_captions` on the 20 seen captions of
     `eval_combos('train')` and the 20 held-out ones, at each guidance scale, with the protocol
-    and the seconds it took. Rows: {'guidance', 'captions', 'item', ..., 'fid', 'fid_floor'}."""
+    and the seconds it took. Rows: {'guidance', 'captions', 'item', ..., 'fid', 'fid_floor',
+    'motion_confusion'} (rows: motion asked, columns: motion read back, `CLIP_MOTIONS` order)."""
+    from .clip_checker import confusion
     from .runtime import cpu_name
 
     start, rows = time.perf_counter(), []
     for scale in scales:
         for split in ("train", "held_out"):
-            scores, _ = evaluate_captions(
-                model, checker, eval_combos(split), per_caption, steps, scale, seed, n_ref
+            combos = eval_combos(split)
+            scores, clips = evaluate_captions(
+                model, checker, combos, per_caption, steps, scale, seed, n_ref
             )
-            rows.append({"guidance": scale, "captions": split, **scores})
+            asked = combos.repeat_interleave(per_caption, dim=0)
+            table = confusion(checker, clips, asked, "motion").tolist()
+            rows.append({"guidance": scale, "captions": split, **scores, "motion_confusion": table})
     protocol = {"sampler": f"euler {steps}", "per_caption": per_caption, "seed": seed}
     protocol["n_ref"] = n_ref
     machine = f"{cpu_name()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
@@ -281,7 +286,7 @@ def _parser():
     p.add_argument(
         "--evaluate", default=None, metavar="FILE", help="no training: grade this exported model "
         "or the EMA of this training checkpoint "
-        "(seen and held-out captions, guidance 1, 3 and 5) with the shipped clip checker"
+        "(seen and held-out captions, guidance 1, 2, 3 and 5) with the shipped clip checker"
     )  # fmt: skip
     p.add_argument("--scores-out", default=None, help="with --evaluate: also write the JSON here")
     p.add_argument(

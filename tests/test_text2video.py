@@ -80,6 +80,7 @@ def test_command_trains_exports_and_grades(tmp_path, monkeypatch, capsys):
         (1.0, "train"), (1.0, "held_out"), (2.0, "train"), (2.0, "held_out")
     ]  # fmt: skip
     assert all(r["n"] == 20 for r in result["rows"]) and result["cost"]["steps"] == 2
+    assert all(sum(map(sum, r["motion_confusion"])) == 20 for r in result["rows"])
     main(["--evaluate", str(run / "checkpoint.pt")])  # a training checkpoint's EMA
     result = json.loads(capsys.readouterr().out)
     assert result["cost"]["steps"] == 2 and len(result["rows"]) == 4
