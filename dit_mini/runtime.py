@@ -5,6 +5,7 @@
 - Device: CUDA, then Apple's MPS, then the CPU, unless the caller names one.
 - Mixed precision only on CUDA: bfloat16 where the GPU supports it, else float16 with a gradient
   scaler (Micikevicius et al., arXiv 1710.03740); float32 everywhere else, so CPU runs are exact.
+- `cpu_name()` names the processor in the records of measurements (benchmarks, model cards).
 - Data parallelism: `torchrun` starts one process per device and sets RANK, WORLD_SIZE and
   LOCAL_RANK; `init_distributed` joins them (gloo on CPU, nccl on CUDA).
 

@@ -12,7 +12,9 @@ input: v = v(x_t, t, empty) + w (v(x_t, t, caption) - v(x_t, t, empty)). `captio
 it for typed captions (token tensors); for caption ids `dit_mini.guidance.guided` already works.
 
 Run `python -m dit_mini.text2video --help` to train; `assets/train_video.sh` holds the command
-that trained the shipped model. Taught in notebook 13 (mastering the art).
+that trained the shipped model, and `--evaluate FILE` grades a model the way its card does
+(`score_video_dit`: the clip checker on seen and held-out captions at several guidance scales;
+`save_samples`: the sample strip and GIF). Taught in notebook 13 (mastering the art).
 """
 
 from __future__ import annotations
