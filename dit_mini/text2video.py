@@ -243,10 +243,10 @@ def _evaluate_command(path: str, out: str | None, samples: str | None = None) ->
     else:  # a training checkpoint: its step and recent loss
         saved = load_checkpoint(path)
         cost = {"steps": saved["step"], "loss_last_250": float(saved["history"][-250:].mean())}
-    result = {"model": str(path), "cost": cost}
-    result.update(score_video_dit(load_video_dit(path), load_checker()))
+    model = load_video_dit(path)
+    result = {"model": str(path), "cost": cost, **score_video_dit(model, load_checker())}
     if samples:
-        save_samples(load_video_dit(path), samples)
+        save_samples(model, samples)
     text = json.dumps(result, indent=1)
     if out:
         Path(out).write_text(text + "\n")
