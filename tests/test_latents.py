@@ -18,7 +18,7 @@ from dit_mini.latents import (
     measure_latent_scale,
     reconstruction_metrics,
 )
-from dit_mini.vae import VAE, VAEConfig, load_vae, vae_config
+from dit_mini.vae import load_vae
 
 ASSET = Path(__file__).resolve().parents[1] / "assets" / "vae.safetensors"
 # The shipped VAE scores 22.57 dB on 1,000 held-out relics (assets/vae.md) and 22.78 dB on the
@@ -26,21 +26,9 @@ ASSET = Path(__file__).resolve().parents[1] / "assets" / "vae.safetensors"
 ASSET_MIN_PSNR = 21.8
 
 
-def _small(**overrides) -> VAEConfig:
-    """A very small VAE (8, 16, 16 channels) that trains in well under a second per step."""
-    return vae_config("vae-nano", base_channels=8, norm_groups=4, **overrides)
-
-
-@pytest.fixture(scope="module")
-def relics():
-    from dit_mini.relics import make_relics
-
-    return make_relics(64, seed=0)
-
-
-def test_latent_scale_gives_unit_std_and_decoding_undoes_it(relics):
+def test_latent_scale_gives_unit_std_and_decoding_undoes_it(relics, small_vae):
     torch.manual_seed(0)
-    vae = VAE(_small())
+    vae = small_vae()
     scale = measure_latent_scale(vae, relics.images)
     vae.set_latent_scale(scale)
     z = encode_latents(vae, relics.images, batch_size=24)  # batches of 24 cover 64 unevenly
@@ -54,13 +42,13 @@ def test_latent_scale_gives_unit_std_and_decoding_undoes_it(relics):
     assert drawn < scale  # draws add the posterior's own variance, so their std is larger
 
 
-def test_encoded_dataset_trains_and_samples_a_latent_dit(relics):
+def test_encoded_dataset_trains_and_samples_a_latent_dit(relics, small_vae):
     from dit_mini.diffusion import DiffusionConfig, generate, make_loss
     from dit_mini.dit import DiT, dit_config
     from dit_mini.train import TrainConfig, fit
 
     torch.manual_seed(0)
-    vae = VAE(_small())
+    vae = small_vae()
     vae.set_latent_scale(measure_latent_scale(vae, relics.images))
     latents = encode_dataset(vae, relics, batch_size=32)
     assert latents.images.shape == (64, 4, 8, 8) and torch.equal(latents.labels, relics.labels)
@@ -89,9 +77,9 @@ def test_interpolation_endpoints_and_paths():
     assert float(interpolate_latents(z0, z1, 3)[1].norm()) < 0.9 * float(z0.norm())
 
 
-def test_latent_map_is_a_deterministic_pca(relics):
+def test_latent_map_is_a_deterministic_pca(relics, small_vae):
     torch.manual_seed(0)
-    vae = VAE(_small())
+    vae = small_vae()
     a, b = latent_map_2d(vae, relics, n=50), latent_map_2d(vae, relics, n=50)
     assert a.coords.shape == (50, 2) and torch.equal(a.labels, relics.labels[:50])
     assert torch.equal(a.coords, b.coords)
@@ -116,12 +104,12 @@ def test_shipped_vae_reconstructs_held_out_relics():
     assert 0.8 < float(z.std()) < 1.25  # the stored scale, measured on training relics
 
 
-def test_bad_inputs_are_refused():
+def test_bad_inputs_are_refused(small_vae):
     with pytest.raises(ValueError, match="one shape"):
         interpolate_latents(torch.zeros(4, 8, 8), torch.zeros(4, 4, 4), 5)
     with pytest.raises(ValueError, match="spherical"):
         interpolate_latents(torch.zeros(4, 8, 8), torch.ones(4, 8, 8), 5, mode="slerp")
     with pytest.raises(ValueError, match="ImageDataset"):
-        measure_latent_scale(VAE(_small()), torch.zeros(3, 32, 32))
+        measure_latent_scale(small_vae(), torch.zeros(3, 32, 32))
     with pytest.raises(ValueError, match="batch_size"):
-        encode_latents(VAE(_small()), torch.zeros(2, 3, 32, 32), batch_size=0)
+        encode_latents(small_vae(), torch.zeros(2, 3, 32, 32), batch_size=0)

@@ -12,18 +12,12 @@ from dit_mini.latents import encode_latents
 from dit_mini.vae import (
     VAE,
     VAE_PRESETS,
-    VAEConfig,
     kl_divergence,
     load_vae,
     save_vae,
     vae_config,
     vae_loss,
 )
-
-
-def _small(**overrides) -> VAEConfig:
-    """A very small VAE (8, 16, 16 channels) that trains in well under a second per step."""
-    return vae_config("vae-nano", base_channels=8, norm_groups=4, **overrides)
 
 
 def _images(n=16, seed=0) -> torch.Tensor:
@@ -73,9 +67,9 @@ def test_reparameterised_draws_have_the_posterior_moments():
     assert abs(float(z.mean()) - 1.5) < 0.01 and abs(float(z.std()) - 0.5) < 0.01
 
 
-def test_loss_is_recon_plus_weighted_kl_and_seeded():
+def test_loss_is_recon_plus_weighted_kl_and_seeded(small_vae):
     torch.manual_seed(0)
-    vae, x = VAE(_small(kl_weight=0.25)), _images(4)
+    vae, x = small_vae(kl_weight=0.25), _images(4)
     loss, parts = vae_loss(vae, x, torch.Generator().manual_seed(3))
     assert math.isclose(float(loss.detach()), parts["recon"] + 0.25 * parts["kl"], rel_tol=1e-5)
     again, _ = vae_loss(vae, x, torch.Generator().manual_seed(3))
@@ -83,9 +77,9 @@ def test_loss_is_recon_plus_weighted_kl_and_seeded():
     assert torch.equal(loss, again) and not torch.equal(loss, other)
 
 
-def test_save_and_load_round_trip(tmp_path):
+def test_save_and_load_round_trip(tmp_path, small_vae):
     torch.manual_seed(0)
-    vae = VAE(_small(kl_weight=0.01))
+    vae = small_vae(kl_weight=0.01)
     vae.set_latent_scale(0.37)
     path = save_vae(vae, tmp_path / "vae.safetensors", {"train": {"steps": 3}})
     loaded = load_vae(path)
@@ -126,8 +120,8 @@ def test_bad_configs_are_refused(overrides, match):
         vae_config("vae-tiny", **overrides)
 
 
-def test_bad_inputs_are_refused():
-    vae = VAE(_small())
+def test_bad_inputs_are_refused(small_vae):
+    vae = small_vae()
     with pytest.raises(ValueError, match="did you mean 'vae-tiny'"):
         vae_config("vae-tiyn")
     with pytest.raises(ValueError, match="unknown VAEConfig field"):

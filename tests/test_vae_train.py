@@ -8,26 +8,14 @@ import pytest
 import torch
 
 from dit_mini.latents import reconstruction_metrics
-from dit_mini.vae import VAE, VAEConfig, load_vae, vae_config
+from dit_mini.vae import load_vae
 from dit_mini.vae_train import main, train_vae
 
 
-def _small(**overrides) -> VAEConfig:
-    """A very small VAE (8, 16, 16 channels) that trains in well under a second per step."""
-    return vae_config("vae-nano", base_channels=8, norm_groups=4, **overrides)
-
-
-@pytest.fixture(scope="module")
-def relics():
-    from dit_mini.relics import make_relics
-
-    return make_relics(64, seed=0)
-
-
-def test_training_is_seeded_and_lowers_the_reconstruction_error(relics):
+def test_training_is_seeded_and_lowers_the_reconstruction_error(relics, small_vae):
     def run(seed):
         torch.manual_seed(0)  # same initial weights; the training seed is the variable
-        vae = VAE(_small())
+        vae = small_vae()
         before = reconstruction_metrics(vae, relics.images)["mse"]
         history = train_vae(vae, relics, steps=12, batch_size=8, lr=3e-3, seed=seed, quiet=True)
         return vae, history, before
@@ -56,8 +44,8 @@ def test_command_trains_saves_and_reports(tmp_path, capsys):
     assert grid.stat().st_size > 0
 
 
-def test_bad_data_is_refused():
+def test_bad_data_is_refused(small_vae):
     with pytest.raises(ValueError, match="ImageDataset"):
-        train_vae(VAE(_small()), torch.zeros(3, 32, 32), steps=1)
+        train_vae(small_vae(), torch.zeros(3, 32, 32), steps=1)
     with pytest.raises(ValueError, match="steps >= 1"):
-        train_vae(VAE(_small()), torch.zeros(4, 3, 32, 32), steps=0)
+        train_vae(small_vae(), torch.zeros(4, 3, 32, 32), steps=0)
