@@ -20,7 +20,7 @@ COMMON=(--data relics --n-images "$N" --steps "$STEPS" --minutes "$MINUTES" --ba
         --time-sampling logit_normal --seed 0 --checkpoint-every 500 --device "$DEVICE" --quiet
         ${RESUME:+--resume})
 # Build the Relics cache once, so the three runs do not all render 50,000 images.
-python3 -c "from dit_mini.relics import make_relics; make_relics($N, seed=0)"
+python3 -c "from dit_mini.data.relics import make_relics; make_relics($N, seed=0)"
 python3 -m dit_mini.cli train --preset tiny "${COMMON[@]}" --out "$OUT/dit_tiny" > "$OUT/dit_tiny.log" 2>&1 &
 python3 -m dit_mini.cli train --preset unet-tiny "${COMMON[@]}" --out "$OUT/unet_tiny" > "$OUT/unet_tiny.log" 2>&1 &
 python3 -m dit_mini.cli train --preset tiny --patch-size 1 --vae assets/vae.safetensors "${COMMON[@]}" \
@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
-from dit_mini.checkpoint import load_checkpoint
+from dit_mini.train.checkpoint import load_checkpoint
 
 out = Path(sys.argv[1])
 for name in ("dit_tiny", "unet_tiny", "latent_dit_tiny"):

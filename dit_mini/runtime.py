@@ -9,7 +9,7 @@
 - Data parallelism: `torchrun` starts one process per device and sets RANK, WORLD_SIZE and
   LOCAL_RANK; `init_distributed` joins them (gloo on CPU, nccl on CUDA).
 
-Used by every notebook (00 bonfire introduces FAST mode) and by `dit_mini.train`.
+Used by every notebook (00 bonfire introduces FAST mode) and by `dit_mini.train.trainer`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,12 @@
 import pytest
 import torch
 
-from dit_mini.attention import Attention, CrossAttention, attention_weights, use_explicit_attention
+from dit_mini.models.attention import (
+    Attention,
+    CrossAttention,
+    attention_weights,
+    use_explicit_attention,
+)
 
 
 def test_weights_are_a_distribution():

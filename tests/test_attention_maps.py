@@ -1,8 +1,11 @@
 import pytest
 import torch
 
-from dit_mini.attention import attention_weights
-from dit_mini.attention_maps import (
+from dit_mini.diffusion.losses import DiffusionConfig
+from dit_mini.metrics.flops import count_gflops_by_op
+from dit_mini.models.attention import attention_weights
+from dit_mini.models.dit import DiT, dit_config, modulate
+from dit_mini.studies.attention_maps import (
     COLOUR_WORDS,
     attention_cost,
     attention_maps,
@@ -14,9 +17,6 @@ from dit_mini.attention_maps import (
     split_heads,
     word_tokens,
 )
-from dit_mini.diffusion import DiffusionConfig
-from dit_mini.dit import DiT, dit_config, modulate
-from dit_mini.flops import count_gflops_by_op
 
 
 @pytest.fixture(scope="module")

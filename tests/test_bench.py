@@ -1,4 +1,5 @@
-"""Tests for dit_mini.bench: keys, arithmetic and table of the report (no timing thresholds)."""
+"""Tests for dit_mini.studies.bench: keys, arithmetic and table of the report (no timing
+thresholds)."""
 
 import json
 import math
@@ -7,7 +8,8 @@ import time
 import pytest
 import torch
 
-from dit_mini.bench import (
+from dit_mini.models.dit import DiT, dit_config
+from dit_mini.studies.bench import (
     FLOPS_PER_MAC,
     TRAIN_PASSES,
     format_report,
@@ -16,7 +18,6 @@ from dit_mini.bench import (
     time_call,
     train_rate,
 )
-from dit_mini.dit import DiT, dit_config
 
 CPU = torch.device("cpu")
 FAST = dict(seconds=0.0, windows=2, warmup=0, device="cpu")

@@ -3,8 +3,10 @@
 import pytest
 import torch
 
-from dit_mini import checkpoint as ckpt
-from dit_mini.checkpoint import (
+from dit_mini.models.dit import DiT, dit_config
+from dit_mini.models.unet import UNet, unet_config
+from dit_mini.train import checkpoint as ckpt
+from dit_mini.train.checkpoint import (
     CheckpointError,
     build_model,
     config_diff,
@@ -15,8 +17,6 @@ from dit_mini.checkpoint import (
     read_config,
     save_checkpoint,
 )
-from dit_mini.dit import DiT, dit_config
-from dit_mini.unet import UNet, unet_config
 
 
 def small_dit():

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from dit_mini.classifier import (
+from dit_mini.data.relics import TEST_SEED_OFFSET, make_relics
+from dit_mini.metrics.classifier import (
     CLASSIFIER_FILE,
     ClassifierConfig,
     RelicClassifier,
@@ -13,8 +14,7 @@ from dit_mini.classifier import (
     score_samples,
     train_classifier,
 )
-from dit_mini.fid import frechet_distance, gaussian_stats
-from dit_mini.relics import TEST_SEED_OFFSET, make_relics
+from dit_mini.metrics.fid import frechet_distance, gaussian_stats
 
 FRESH_SEED = TEST_SEED_OFFSET + 4321  # neither the training seed nor the model card's test seed
 
@@ -32,7 +32,7 @@ def fresh():
 def test_shipped_weights_are_small_safetensors_with_a_card():
     from safetensors import safe_open
 
-    from dit_mini.pretrained import assets_dir
+    from dit_mini.models.pretrained import assets_dir
 
     path = assets_dir() / CLASSIFIER_FILE
     assert path.stat().st_size < 2 * 1024**2
@@ -85,7 +85,7 @@ def test_training_is_a_function_of_the_seed(fresh):
 
 
 def test_save_load_round_trip(tmp_path, fresh):
-    from dit_mini.classifier import save_classifier
+    from dit_mini.metrics.classifier import save_classifier
 
     model = RelicClassifier(ClassifierConfig(widths=(8, 16), groups=4)).eval()
     save_classifier(model, tmp_path / "c.safetensors", card={"note": "test"})

@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 
-from dit_mini.checkpoint import load_checkpoint
-from dit_mini.cli import build_parser, main
+from dit_mini.cli.main import build_parser, main
+from dit_mini.train.checkpoint import load_checkpoint
 
 TRAIN = ["train", "--preset", "nano", "--n-images", "48", "--steps", "3", "--batch-size", "8"]
 TRAIN += ["--checkpoint-every", "2", "--seed", "3", "--quiet", "--device", "cpu"]
@@ -85,7 +85,7 @@ def test_quickstart_in_fast_mode(tmp_path, capsys, monkeypatch):
 
 
 def test_gflops_command_prints_the_report(capsys):
-    from dit_mini.flops import gflops_report
+    from dit_mini.metrics.flops import gflops_report
 
     assert main(["gflops", "--preset", "tiny", "--preset", "DiT-S/2", "--json"]) == 0
     reports = json.loads(capsys.readouterr().out)
@@ -118,7 +118,7 @@ def test_torchrun_two_processes_match_one(tmp_path):
     """`torchrun --nproc_per_node=2 dit-mini train` ends where one process ends, to float error."""
     assert main([*TRAIN, "--out", str(tmp_path / "one")]) == 0
     exe = shutil.which("dit-mini")
-    launch = ["--no-python", exe] if exe else ["-m", "dit_mini.cli"]
+    launch = ["--no-python", exe] if exe else ["-m", "dit_mini.cli.main"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(

@@ -1,13 +1,13 @@
-"""Tests for dit_mini.cli_options: the option tables are well formed and match the Python API."""
+"""Tests for dit_mini.cli.options: the option tables are well formed and match the Python API."""
 
 import argparse
 from pathlib import Path
 
 import pytest
 
-from dit_mini import cli_options
-from dit_mini.cli_options import SAMPLE_OPTIONS, TRAIN_OPTIONS, add_options
-from dit_mini.train import TrainConfig
+from dit_mini.cli import options as cli_options
+from dit_mini.cli.options import SAMPLE_OPTIONS, TRAIN_OPTIONS, add_options
+from dit_mini.train.trainer import TrainConfig
 
 TABLES = {name: getattr(cli_options, name) for name in cli_options.__all__ if name.isupper()}
 

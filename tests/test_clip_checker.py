@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from dit_mini.clip_checker import (
+from dit_mini.data.clips import caption_id, clip_params, make_clips
+from dit_mini.metrics.clip_checker import (
     QUESTIONS,
     CheckerConfig,
     ClipChecker,
@@ -13,7 +14,6 @@ from dit_mini.clip_checker import (
     save_checker,
     train_checker,
 )
-from dit_mini.clips import caption_id, clip_params, make_clips
 
 
 def test_shapes_and_questions():

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from dit_mini.clips import (
+from dit_mini.data.clips import (
     CAPTION_LEN,
     CLIP_COLOURS,
     CLIP_MOTIONS,
@@ -22,7 +22,7 @@ from dit_mini.clips import (
     to_filmstrip,
     tokenize,
 )
-from dit_mini.relics import RELIC_CLASSES
+from dit_mini.data.relics import RELIC_CLASSES
 
 
 def test_render_shape_dtype_and_determinism():

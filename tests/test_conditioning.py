@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from dit_mini.conditioning import CONDITIONING, in_context_extra_macs
-from dit_mini.dit import DiT, DiTConfig, dit_config
-from dit_mini.flops import count_gflops, gflops_report
-from dit_mini.viz_gear import block_updates
+from dit_mini.course.viz_gear import block_updates
+from dit_mini.metrics.flops import count_gflops, gflops_report
+from dit_mini.models.dit import DiT, DiTConfig, dit_config
+from dit_mini.models.dit_block import CONDITIONING, in_context_extra_macs
 
 
 def small(conditioning: str, **overrides) -> DiT:

@@ -5,7 +5,7 @@ import json
 import nbformat
 import pytest
 
-from dit_mini.course import (
+from dit_mini.course.notebooks import (
     grade_notebook,
     make_student_notebook,
     make_student_notebooks,
@@ -17,7 +17,7 @@ EXERCISE = '''def double(x):
     ### BEGIN SOLUTION
     return 2 * x
     ### END SOLUTION'''
-CHECKS = """from dit_mini.exercises import check
+CHECKS = """from dit_mini.course.exercises import check
 check("double", double, 6, inputs=(3,))
 check("answer", answer, 42)"""
 TOP = "### BEGIN SOLUTION\nanswer = 6 * 7\n### END SOLUTION"

@@ -1,4 +1,5 @@
-"""Tests for dit_mini.datasets: ImageDataset, CIFAR-10 from an offline archive, image folders."""
+"""Tests for dit_mini.data.datasets: ImageDataset, CIFAR-10 from an offline archive, image
+folders."""
 
 import hashlib
 import io
@@ -11,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dit_mini.datasets import (
+from dit_mini.data.datasets import (
     CIFAR10_CLASSES,
     ImageDataset,
     cache_dir,

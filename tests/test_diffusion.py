@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from dit_mini.diffusion import DiffusionConfig, make_loss
-from dit_mini.dit import DiT, dit_config
+from dit_mini.diffusion.losses import DiffusionConfig, make_loss
+from dit_mini.models.dit import DiT, dit_config
 
 
 def _model():

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dit_mini.dit import DIT_PRESETS, DiT, dit_config, patchify, unpatchify
+from dit_mini.models.dit import DIT_PRESETS, DiT, dit_config, patchify, unpatchify
 
 
 def reference_keys(D, p, C, C_out, K, N, depth, null=True):

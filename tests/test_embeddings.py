@@ -3,7 +3,7 @@ import math
 import numpy as np
 import torch
 
-from dit_mini.embeddings import sincos_2d, timestep_embedding
+from dit_mini.models.embeddings import sincos_2d, timestep_embedding
 
 
 def test_timestep_embedding_cos_first():

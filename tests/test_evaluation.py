@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
-from dit_mini.cli import main
-from dit_mini.evaluation import evaluate_samples, load_samples, reference_features
+from dit_mini.cli.main import main
+from dit_mini.metrics.evaluation import evaluate_samples, load_samples, reference_features
 
 
 @pytest.fixture(autouse=True)
@@ -13,7 +13,7 @@ def _cache(tmp_path, monkeypatch):
 
 
 def test_real_relics_score_near_the_floor_and_noise_scores_far():
-    from dit_mini.relics import make_relics
+    from dit_mini.data.relics import make_relics
 
     real = make_relics(200, seed=777).images
     noise = torch.rand(200, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
@@ -38,7 +38,7 @@ def test_reference_features_are_cached(tmp_path):
 
 
 def test_fid_cli_from_saved_samples(tmp_path, capsys):
-    from dit_mini.relics import make_relics
+    from dit_mini.data.relics import make_relics
 
     path = tmp_path / "samples.pt"
     real = make_relics(50, seed=5)
@@ -61,7 +61,7 @@ def test_fid_cli_errors(tmp_path, capsys):
 
 
 def test_bench_ttr_cli_calls_run_ttr(monkeypatch, tmp_path, capsys):
-    import dit_mini.ttr as ttr
+    import dit_mini.studies.ttr as ttr
 
     seen = {}
 

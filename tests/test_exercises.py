@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from dit_mini.exercises import FAIL_PREFIX, PASS_PREFIX, check, compare
+from dit_mini.course.exercises import FAIL_PREFIX, PASS_PREFIX, check, compare
 
 
 def test_values_pass_and_fail_with_a_reason(capsys):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from dit_mini.fid import (
+from dit_mini.metrics.fid import (
     INCEPTION_SHA1,
     fid_from_features,
     find_inception_file,

@@ -1,4 +1,5 @@
-"""Tests for dit_mini.flops: the paper's Table 4, exact counts, attention, no side effects."""
+"""Tests for dit_mini.metrics.flops: the paper's Table 4, exact counts, attention, no side
+effects."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from dit_mini.dit import DIT_PRESETS, DiT, dit_config
-from dit_mini.flops import (
+from dit_mini.metrics.flops import (
     PAPER_SETTING,
     PAPER_TABLE4,
     count_gflops,
@@ -18,7 +18,8 @@ from dit_mini.flops import (
     gflops_report,
     unet_matching_gflops,
 )
-from dit_mini.unet import UNet, unet_config
+from dit_mini.models.dit import DIT_PRESETS, DiT, dit_config
+from dit_mini.models.unet import UNet, unet_config
 
 
 def dit_macs(cfg) -> int:

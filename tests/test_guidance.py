@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from dit_mini.dit import DiT, dit_config
-from dit_mini.guidance import combine_guidance, drop_labels, guided
+from dit_mini.diffusion.guidance import combine_guidance, drop_labels, guided
+from dit_mini.models.dit import DiT, dit_config
 
 
 def _random_dit(**kw):

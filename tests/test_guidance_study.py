@@ -2,11 +2,11 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from dit_mini.diffusion import DiffusionConfig, generate
-from dit_mini.dit import DiT, dit_config
-from dit_mini.guidance_study import guidance_sweep, score_sweep, within_class_diversity
-from dit_mini.relics import make_relics
-from dit_mini.viz_guidance import guidance_view, samples_at_scale, tradeoff_figure
+from dit_mini.course.viz_guidance import guidance_view, samples_at_scale, tradeoff_figure
+from dit_mini.data.relics import make_relics
+from dit_mini.diffusion.losses import DiffusionConfig, generate
+from dit_mini.models.dit import DiT, dit_config
+from dit_mini.studies.guidance_study import guidance_sweep, score_sweep, within_class_diversity
 
 
 def test_diversity_is_the_mean_distance_within_each_class():

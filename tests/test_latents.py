@@ -1,4 +1,5 @@
-"""Tests for dit_mini.latents: the latent scale, encoding a dataset, interpolation, the 2-D map,
+"""Tests for dit_mini.models.latents: the latent scale, encoding a dataset, interpolation, the 2-D
+map,
 and the shipped VAE's reconstructions."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dit_mini.latents import (
+from dit_mini.models.latents import (
     decode_latents,
     encode_dataset,
     encode_latents,
@@ -18,7 +19,7 @@ from dit_mini.latents import (
     measure_latent_scale,
     reconstruction_metrics,
 )
-from dit_mini.vae import load_vae
+from dit_mini.models.vae import load_vae
 
 ASSET = Path(__file__).resolve().parents[1] / "assets" / "vae.safetensors"
 # The shipped VAE scores 22.57 dB on 1,000 held-out relics (assets/vae.md) and 22.78 dB on the
@@ -43,9 +44,9 @@ def test_latent_scale_gives_unit_std_and_decoding_undoes_it(relics, small_vae):
 
 
 def test_encoded_dataset_trains_and_samples_a_latent_dit(relics, small_vae):
-    from dit_mini.diffusion import DiffusionConfig, generate, make_loss
-    from dit_mini.dit import DiT, dit_config
-    from dit_mini.train import TrainConfig, fit
+    from dit_mini.diffusion.losses import DiffusionConfig, generate, make_loss
+    from dit_mini.models.dit import DiT, dit_config
+    from dit_mini.train.trainer import TrainConfig, fit
 
     torch.manual_seed(0)
     vae = small_vae()
@@ -93,7 +94,7 @@ def test_latent_map_is_a_deterministic_pca(relics, small_vae):
 
 @pytest.mark.skipif(not ASSET.exists(), reason="assets/vae.safetensors is not built yet")
 def test_shipped_vae_reconstructs_held_out_relics():
-    from dit_mini.relics import TEST_SEED_OFFSET, make_relics
+    from dit_mini.data.relics import TEST_SEED_OFFSET, make_relics
 
     vae = load_vae(ASSET)
     assert vae.config.latent_shape == (4, 8, 8) and ASSET.stat().st_size < 5_000_000

@@ -137,7 +137,7 @@ def test_readme_badges_point_at_the_notebooks(tmp_path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_student_version_keeps_checks_and_hides_solutions(path, tmp_path):
-    from dit_mini.course import make_student_notebook
+    from dit_mini.course.notebooks import make_student_notebook
 
     solution = nbformat.read(path, as_version=4)
     student = nbformat.read(make_student_notebook(path, tmp_path / path.name), as_version=4)

@@ -24,7 +24,12 @@ assert set(os.listdir(".")) == before_files, "import wrote files"
 
 
 def _modules():
-    return sorted(m.name for m in pkgutil.iter_modules(dit_mini.__path__) if m.name != "__main__")
+    """Every module of the package, subpackages included, as 'models.dit' style names."""
+    return sorted(
+        m.name.removeprefix("dit_mini.")
+        for m in pkgutil.walk_packages(dit_mini.__path__, "dit_mini.")
+        if not m.ispkg and not m.name.endswith("__main__")
+    )
 
 
 def test_import_has_no_side_effects(tmp_path):

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from dit_mini.pretrained import PRETRAINED, asset_path, assets_dir, load_pretrained
+from dit_mini.models.pretrained import PRETRAINED, asset_path, assets_dir, load_pretrained
 
 
 @pytest.mark.parametrize("name", sorted(PRETRAINED))

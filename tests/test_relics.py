@@ -1,4 +1,5 @@
-"""Tests for dit_mini.relics: determinism, balance, captions, variety, shapes per class, cache."""
+"""Tests for dit_mini.data.relics: determinism, balance, captions, variety, shapes per class,
+cache."""
 
 import itertools
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from dit_mini.relics import (
+from dit_mini.data.relics import (
     RELIC_BACKGROUNDS,
     RELIC_CLASSES,
     RELIC_COLOURS,

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from dit_mini.diffusion import DiffusionConfig, generate
-from dit_mini.samplers import (
+from dit_mini.diffusion.losses import DiffusionConfig, generate
+from dit_mini.diffusion.samplers import (
     FlowAsEps,
     ddim_sample,
     ddim_timesteps,
@@ -10,7 +10,7 @@ from dit_mini.samplers import (
     euler_sample,
     flow_timesteps,
 )
-from dit_mini.schedules import cosine_schedule, linear_schedule
+from dit_mini.diffusion.schedules import cosine_schedule, linear_schedule
 
 POINT = torch.tensor([0.5, -0.25, 0.75]).reshape(1, 3, 1, 1).expand(1, 3, 4, 4)
 
@@ -100,7 +100,7 @@ def test_timestep_spacings():
 
 
 def test_trajectory_and_generate_shapes():
-    from dit_mini.dit import DiT, dit_config
+    from dit_mini.models.dit import DiT, dit_config
 
     model = DiT(dit_config("nano", hidden_size=48, depth=1, num_heads=2, input_size=16))
     g = torch.Generator().manual_seed(0)

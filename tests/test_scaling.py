@@ -4,11 +4,11 @@ import pytest
 import torch
 from PIL import Image
 
-from dit_mini import scaling
-from dit_mini.dit import DiT, dit_config
-from dit_mini.flops import count_gflops
-from dit_mini.relics import make_relics
-from dit_mini.scaling import (
+from dit_mini.data.relics import make_relics
+from dit_mini.metrics.flops import count_gflops
+from dit_mini.models.dit import DiT, dit_config
+from dit_mini.studies import scaling
+from dit_mini.studies.scaling import (
     GRID,
     attention_gflops,
     block_cost_parts,
@@ -18,7 +18,7 @@ from dit_mini.scaling import (
     num_tokens,
     run_scaling_study,
 )
-from dit_mini.ttr import RECIPES
+from dit_mini.studies.ttr import RECIPES
 
 MICRO = replace(RECIPES["nano-flow"], sample_steps=2)
 

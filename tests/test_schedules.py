@@ -3,7 +3,12 @@ import math
 import pytest
 import torch
 
-from dit_mini.schedules import NoiseSchedule, cosine_schedule, linear_schedule, make_schedule
+from dit_mini.diffusion.schedules import (
+    NoiseSchedule,
+    cosine_schedule,
+    linear_schedule,
+    make_schedule,
+)
 
 
 @pytest.mark.parametrize("name", ["linear", "cosine"])

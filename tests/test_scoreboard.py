@@ -1,10 +1,16 @@
-"""Tests for dit_mini.scoreboard: the rank correlation, the contestants and the sampler study."""
+"""Tests for dit_mini.studies.scoreboard: the rank correlation, the contestants and the sampler
+study."""
 
 import pytest
 import torch
 
-from dit_mini.pretrained import asset_path
-from dit_mini.scoreboard import compare_guidance, compare_samplers, draw_contestants, spearman
+from dit_mini.models.pretrained import asset_path
+from dit_mini.studies.scoreboard import (
+    compare_guidance,
+    compare_samplers,
+    draw_contestants,
+    spearman,
+)
 
 
 def test_spearman_matches_scipy_with_ties():
@@ -53,7 +59,7 @@ def test_guidance_study_rows():
 def test_report_tables_read_the_saved_studies(tmp_path):
     import json
 
-    from dit_mini.scoreboard import markdown_tables
+    from dit_mini.studies.scoreboard import markdown_tables
 
     def scores(fid):
         return {"fid": fid, "kid": 0.1, "kid_std": 0.01, "fid_floor": 0.2, "kid_floor": 0.0}

@@ -1,4 +1,5 @@
-"""Tests for dit_mini.text2video: the graded caption lists, scoring with the clip checker, and the
+"""Tests for dit_mini.train.text2video: the graded caption lists, scoring with the clip checker,
+and the
 command that trains, exports and grades a video DiT."""
 
 import functools
@@ -7,17 +8,17 @@ import json
 import pytest
 import torch
 
-from dit_mini import text2video
-from dit_mini.clip_checker import load_checker
-from dit_mini.clips import HELD_OUT, _combos
-from dit_mini.text2video import (
+from dit_mini.data.clips import HELD_OUT, _combos
+from dit_mini.metrics.clip_checker import load_checker
+from dit_mini.models.video import VideoDiT, VideoDiTConfig
+from dit_mini.train import text2video as text2video
+from dit_mini.train.text2video import (
     eval_combos,
     evaluate_captions,
     load_video_dit,
     main,
     score_video_dit,
 )
-from dit_mini.video import VideoDiT, VideoDiTConfig
 
 SMALL = VideoDiTConfig(hidden_size=48, depth=1, num_heads=2, text_width=32, text_depth=1)
 

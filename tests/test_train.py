@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from dit_mini.checkpoint import CheckpointError, load_checkpoint
-from dit_mini.diffusion import make_loss
-from dit_mini.dit import DiT, dit_config
-from dit_mini.train import TrainConfig, TrainingDiverged, batch_indices
-from dit_mini.train import fit as _fit
+from dit_mini.diffusion.losses import make_loss
+from dit_mini.models.dit import DiT, dit_config
+from dit_mini.train.checkpoint import CheckpointError, load_checkpoint
+from dit_mini.train.trainer import TrainConfig, TrainingDiverged, batch_indices
+from dit_mini.train.trainer import fit as _fit
 
 SIZE = 16
 
@@ -139,7 +139,7 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
         import os, signal, sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_train import config, fit, tiny_data, tiny_model
-        from dit_mini.diffusion import make_loss
+        from dit_mini.diffusion.losses import make_loss
 
         def die(step, loss):
             if step == 5:
@@ -194,7 +194,7 @@ def test_resume_checks_the_config_and_allows_more_steps(tmp_path):
 def test_runs_saved_before_a_new_model_field_still_resume(tmp_path):
     """A checkpoint written before DiTConfig grew `conditioning` resumes when the model uses the
     new field's default, and refuses a model that uses another value."""
-    from dit_mini.checkpoint import save_checkpoint
+    from dit_mini.train.checkpoint import save_checkpoint
 
     fit(tiny_model(), make_loss(), tiny_data(), config(steps=4), tmp_path, quiet=True)
     state = load_checkpoint(tmp_path / "checkpoint.pt")

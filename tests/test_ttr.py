@@ -5,10 +5,10 @@ import pytest
 import torch
 from PIL import Image
 
-from dit_mini import ttr
-from dit_mini.diffusion import SAMPLERS, DiffusionConfig
-from dit_mini.dit import DIT_PRESETS
-from dit_mini.ttr import RECIPES, build_run, evaluate, get_recipe, plot_ttr, run_ttr
+from dit_mini.diffusion.losses import SAMPLERS, DiffusionConfig
+from dit_mini.models.dit import DIT_PRESETS
+from dit_mini.studies import ttr
+from dit_mini.studies.ttr import RECIPES, build_run, evaluate, get_recipe, plot_ttr, run_ttr
 
 MICRO = replace(
     RECIPES["nano-flow"],
@@ -67,7 +67,7 @@ def test_plot_overlays_reports(report, tmp_path):
 
 
 def test_evaluate_orders_samples_by_class():
-    from dit_mini.classifier import load_classifier
+    from dit_mini.metrics.classifier import load_classifier
 
     model, diffusion, _ = build_run(MICRO)
     scores, images = evaluate(model, diffusion, MICRO, 20, load_classifier())

@@ -1,4 +1,5 @@
-"""Tests for dit_mini.unet: the model contract, the zero init, conditioning, skips, errors."""
+"""Tests for dit_mini.models.unet: the model contract, the zero init, conditioning, skips,
+errors."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from dit_mini.unet import UNET_PRESETS, UNet, UNetConfig, unet_config
+from dit_mini.models.unet import UNET_PRESETS, UNet, UNetConfig, unet_config
 
 
 def _perturbed(config: UNetConfig, seed: int = 0) -> UNet:

@@ -1,4 +1,4 @@
-"""Tests for dit_mini.vae: shapes, the ELBO's math, files and bad input."""
+"""Tests for dit_mini.models.vae: shapes, the ELBO's math, files and bad input."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from dit_mini.latents import encode_latents
-from dit_mini.vae import (
+from dit_mini.models.latents import encode_latents
+from dit_mini.models.vae import (
     VAE,
     VAE_PRESETS,
     kl_divergence,
@@ -91,7 +91,7 @@ def test_save_and_load_round_trip(tmp_path, small_vae):
 
 
 def test_load_refuses_other_files(tmp_path):
-    from dit_mini.checkpoint import export_weights
+    from dit_mini.train.checkpoint import export_weights
 
     with pytest.raises(ValueError, match="safetensors"):
         load_vae(tmp_path / "vae.pt")

@@ -1,4 +1,5 @@
-"""Tests for dit_mini.vae_train: the seeded training loop and the command that trains the VAE."""
+"""Tests for dit_mini.train.train_vae: the seeded training loop and the command that trains the
+VAE."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import json
 import pytest
 import torch
 
-from dit_mini.latents import reconstruction_metrics
-from dit_mini.vae import load_vae
-from dit_mini.vae_train import main, train_vae
+from dit_mini.models.latents import reconstruction_metrics
+from dit_mini.models.vae import load_vae
+from dit_mini.train.train_vae import main, train_vae
 
 
 def test_training_is_seeded_and_lowers_the_reconstruction_error(relics, small_vae):
@@ -35,7 +36,7 @@ def test_command_trains_saves_and_reports(tmp_path, capsys):
     args += ["--out", str(out), "--grid", str(grid)]
     record = main(args)
     assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(record))
-    assert record["command"].startswith("python -m dit_mini.vae_train --steps 3")
+    assert record["command"].startswith("python -m dit_mini.train.train_vae --steps 3")
     assert (
         record["test"]["n"] == 16 and record["test"]["psnr"] > 0 and record["train"]["seconds"] > 0
     )

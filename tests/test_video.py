@@ -1,12 +1,10 @@
 import pytest
 import torch
 
-from dit_mini.clips import NUM_CAPTIONS, caption_id, to_filmstrip, tokenize
-from dit_mini.diffusion import generate
-from dit_mini.guidance import guided
-from dit_mini.text2video import VIDEO_DIFFUSION, caption_guided, load_video_dit, sample_clips
-from dit_mini.train import TrainConfig, fit
-from dit_mini.video import (
+from dit_mini.data.clips import NUM_CAPTIONS, caption_id, to_filmstrip, tokenize
+from dit_mini.diffusion.guidance import guided
+from dit_mini.diffusion.losses import generate
+from dit_mini.models.video import (
     TubeletEmbed,
     VideoDiT,
     VideoDiTConfig,
@@ -14,6 +12,8 @@ from dit_mini.video import (
     tubeletify,
     untubeletify,
 )
+from dit_mini.train.text2video import VIDEO_DIFFUSION, caption_guided, load_video_dit, sample_clips
+from dit_mini.train.trainer import TrainConfig, fit
 
 SMALL = VideoDiTConfig(hidden_size=48, depth=2, num_heads=2, text_width=32, text_depth=1)
 
@@ -129,13 +129,13 @@ def test_sampling_is_seeded_and_generate_runs_on_ids():
 
 
 def test_package_trainer_fits_clips_and_export_loads(tmp_path):
-    from dit_mini.text2video import _export
+    from dit_mini.train.text2video import _export
 
     torch.manual_seed(0)
     clips = torch.rand(8, 3, 8, 16, 16) * 2 - 1
     labels = torch.arange(8) * 20
     model = VideoDiT(SMALL)
-    from dit_mini.diffusion import make_loss
+    from dit_mini.diffusion.losses import make_loss
 
     config = TrainConfig(steps=3, batch_size=4, lr=1e-3, log_every=1)
     result = fit(

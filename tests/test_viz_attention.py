@@ -2,14 +2,14 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from dit_mini.relics import make_relics
-from dit_mini.viz_attention import (
+from dit_mini.course.viz_attention import (
     attention_distance_figure,
     attention_view,
     colour_words_view,
     head_grid_figure,
     query_weights,
 )
+from dit_mini.data.relics import make_relics
 
 
 @pytest.fixture(scope="module")

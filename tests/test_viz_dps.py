@@ -2,9 +2,9 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from dit_mini.dit import DiT, dit_config
-from dit_mini.flops import count_gflops, gflops_report
-from dit_mini.viz_dps import cost_view, gflops_map_figure, plot_scaling, table4_figure
+from dit_mini.course.viz_dps import cost_view, gflops_map_figure, plot_scaling, table4_figure
+from dit_mini.metrics.flops import count_gflops, gflops_report
+from dit_mini.models.dit import DiT, dit_config
 
 
 def _row(name, gflops, loss, fid):

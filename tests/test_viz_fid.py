@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from dit_mini.fid import frechet_distance, gaussian_stats
-from dit_mini.viz_fid import frechet_playground, sample_count_figure
+from dit_mini.course.viz_fid import frechet_playground, sample_count_figure
+from dit_mini.metrics.fid import frechet_distance, gaussian_stats
 
 
 def numbers(text: str) -> list[float]:

@@ -1,14 +1,10 @@
-"""Tests of dit_mini.viz_forge: cost counts that encode the math, and the forge pictures."""
+"""Tests of dit_mini.course.viz_forge: cost counts that encode the math, and the forge pictures."""
 
 import pytest
 import torch
 from matplotlib.figure import Figure
 
-from dit_mini.diffusion import DiffusionConfig, make_loss
-from dit_mini.dit import DiT, dit_config
-from dit_mini.flops import count_gflops
-from dit_mini.vae import VAE, vae_config
-from dit_mini.viz_forge import (
+from dit_mini.course.viz_forge import (
     attention_cost,
     decode_path,
     forge_view,
@@ -18,7 +14,11 @@ from dit_mini.viz_forge import (
     training_rate,
     vae_gflops,
 )
-from dit_mini.viz_sampling import SamplingPath
+from dit_mini.course.viz_sampling import SamplingPath
+from dit_mini.diffusion.losses import DiffusionConfig, make_loss
+from dit_mini.metrics.flops import count_gflops
+from dit_mini.models.dit import DiT, dit_config
+from dit_mini.models.vae import VAE, vae_config
 
 
 def test_attention_cost_is_two_square_matmuls_per_block():

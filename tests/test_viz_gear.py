@@ -5,9 +5,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from dit_mini.conditioning import CONDITIONING
-from dit_mini.dit import DiT, dit_config
-from dit_mini.viz_gear import (
+from dit_mini.course.viz_gear import (
     block_stages,
     block_updates,
     gate_magnitudes,
@@ -17,6 +15,8 @@ from dit_mini.viz_gear import (
     stage_figure,
     updates_figure,
 )
+from dit_mini.models.dit import DiT, dit_config
+from dit_mini.models.dit_block import CONDITIONING
 
 
 def small(conditioning: str = "adaln-zero") -> DiT:

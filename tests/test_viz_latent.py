@@ -7,9 +7,9 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from dit_mini import viz_latent
-from dit_mini.latents import decode_latents, interpolate_latents, latent_map_2d
-from dit_mini.vae import VAE, vae_config
+from dit_mini.course import viz_latent
+from dit_mini.models.latents import decode_latents, interpolate_latents, latent_map_2d
+from dit_mini.models.vae import VAE, vae_config
 from dit_mini.viz import to_uint8
 
 CLASSES = ("a", "b", "c")

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from dit_mini import viz_sampling as vs
-from dit_mini.relics import RELIC_CLASSES, make_relics
-from dit_mini.samplers import ddpm_sample, euler_sample
-from dit_mini.schedules import linear_schedule
+from dit_mini.course import viz_sampling as vs
+from dit_mini.data.relics import RELIC_CLASSES, make_relics
+from dit_mini.diffusion.samplers import ddpm_sample, euler_sample
+from dit_mini.diffusion.schedules import linear_schedule
 from dit_mini.viz import to_uint8
 
 

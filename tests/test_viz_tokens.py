@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from dit_mini import viz_tokens
-from dit_mini.attention import explicit_attention
-from dit_mini.dit import patchify
-from dit_mini.embeddings import sincos_2d
+from dit_mini.course import viz_tokens
+from dit_mini.models.attention import explicit_attention
+from dit_mini.models.dit import patchify
+from dit_mini.models.embeddings import sincos_2d
 from dit_mini.viz import to_uint8
 
 

@@ -8,9 +8,9 @@ import torch
 from matplotlib.patches import FancyArrowPatch, Rectangle
 from torch import nn
 
-from dit_mini import viz_unet
-from dit_mini.schedules import cosine_schedule
-from dit_mini.unet import UNet, unet_config
+from dit_mini.course import viz_unet
+from dit_mini.diffusion.schedules import cosine_schedule
+from dit_mini.models.unet import UNet, unet_config
 from dit_mini.viz import to_uint8
 
 

@@ -5,14 +5,14 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
-from dit_mini.video import VideoDiT, VideoDiTConfig, attention_flops, token_count
-from dit_mini.viz_video import (
+from dit_mini.course.viz_video import (
     caption_to_clip,
     clip_gif,
     clip_strips,
     token_cost_figure,
     tubelet_figure,
 )
+from dit_mini.models.video import VideoDiT, VideoDiTConfig, attention_flops, token_count
 
 
 def test_clip_gif_plays_every_frame_side_by_side():

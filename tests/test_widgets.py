@@ -7,8 +7,8 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from dit_mini import widgets
-from dit_mini.schedules import cosine_schedule, linear_schedule
+from dit_mini.course import widgets
+from dit_mini.diffusion.schedules import cosine_schedule, linear_schedule
 from dit_mini.viz import to_uint8
 
 

@@ -5,6 +5,6 @@
 # missing configs (and a rerun of a finished study only prints the table and redraws the plot).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-OMP_NUM_THREADS=1 nice -n 10 python -m dit_mini.scaling --threads 1 --images 4800 --n-eval 100 \
+OMP_NUM_THREADS=1 nice -n 10 python -m dit_mini.studies.scaling --threads 1 --images 4800 --n-eval 100 \
     --grid S/8 S/4 S/2 M/8 M/4 M/2 L/8 L/4 L/2 \
     --out assets/scaling/scaling.jsonl --plot assets/scaling/scaling.png

@@ -6,7 +6,7 @@
 export OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
 pip install -e . --no-deps -q >/dev/null 2>&1
 python -c "
-from dit_mini.relics import make_relics
+from dit_mini.data.relics import make_relics
 make_relics(20000, 0); make_relics(5000, 20000); make_relics(100, 20001)
 " || exit 1
 nvidia-smi --query-gpu=name --format=csv,noheader

@@ -12,11 +12,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dit_mini.classifier import load_classifier, score_samples
-from dit_mini.diffusion import DiffusionConfig, generate, make_loss
-from dit_mini.dit import DiT, dit_config
-from dit_mini.guidance import drop_labels
-from dit_mini.relics import make_relics
+from dit_mini.metrics.classifier import load_classifier, score_samples
+from dit_mini.diffusion.losses import DiffusionConfig, generate, make_loss
+from dit_mini.models.dit import DiT, dit_config
+from dit_mini.diffusion.guidance import drop_labels
+from dit_mini.data.relics import make_relics
 
 p = argparse.ArgumentParser()
 p.add_argument("--name", required=True)

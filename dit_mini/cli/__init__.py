@@ -1,0 +1,5 @@
+"""The `dit-mini` command line."""
+
+from .main import main
+
+__all__ = ["main"]

@@ -1,0 +1,282 @@
+"""The `dit-mini` command line: train, sample, quickstart, fid, gflops, bench and course tools.
+
+    dit-mini quickstart                      # train the tiny DiT on Relics, write a sample grid
+    dit-mini train --preset tiny --data relics --steps 2000 --out runs/tiny
+    torchrun --nproc_per_node=2 --no-python dit-mini train ...   # same run, two processes
+    dit-mini sample --checkpoint runs/tiny/checkpoint.pt --cfg-scale 2 --out grid.png
+    dit-mini gflops --preset DiT-S/2 --preset tiny
+    dit-mini bench                           # matmul rate, training and sampling speed
+    dit-mini fid --checkpoint runs/tiny/checkpoint.pt --n 1000 --features relic --json
+    dit-mini course student notebooks/ student/
+
+Every subcommand explains its options with --help. Bad input ends with one line
+"dit-mini: error: ..." naming the problem and the fix, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import torch
+
+from ..runtime import dist_info
+from ..train.recipes import RECIPES, quickstart, sample_images, train_from_options
+from ..train.trainer import EXPORT_NAME, TrainingDiverged
+from .options import (
+    BENCH_OPTIONS,
+    DEVICE_OPTIONS,
+    FID_OPTIONS,
+    GFLOPS_OPTIONS,
+    QUICKSTART_OPTIONS,
+    SAMPLE_OPTIONS,
+    TRAIN_OPTIONS,
+    add_options,
+)
+
+__all__ = ["build_parser", "main"]
+
+
+def _quickstart_cmd(args: argparse.Namespace) -> int:
+    run = quickstart(args.out, args.minutes, args.steps, args.recipe, args.device, args.quiet)
+    result, batch = run["result"], RECIPES[args.recipe].train.batch_size
+    print(
+        f"quickstart done in {run['seconds'] / 60:.1f} min: {result.step} steps of {batch} "
+        f"images, {result.images_per_second:.0f} images/s of training\n"
+        f"  samples (a row per class): {run['samples']}\n  loss curve: {run['loss_curve']}\n"
+        f"  checkpoint: {run['checkpoint']}  (EMA weights: {run['weights']})\n"
+        f"more samples: dit-mini sample --checkpoint {run['checkpoint']} --out grid.png"
+    )
+    return 0
+
+
+def _bench_cmd(args: argparse.Namespace) -> int:
+    if args.what == "ttr":
+        from ..studies.ttr import main as ttr_main
+
+        argv = ["--recipe", args.recipe, "--minutes", str(args.minutes), "--seed", str(args.seed)]
+        argv += ["--eval-every", str(args.eval_every), "--n-eval", str(args.n_eval)]
+        argv += ["--out", args.out] if args.out else []
+        ttr_main(argv + (["--threads", str(args.threads)] if args.threads else []))
+        return 0
+    from ..studies.bench import format_report, run_benchmark
+
+    presets = tuple(args.preset or ("tiny", "DiT-S/4"))
+    result = run_benchmark(
+        presets=presets,
+        batch_size=args.batch_size,
+        seconds=args.seconds,
+        windows=args.windows,
+        device=args.device,
+        compile=args.compile,
+        threads=args.threads,
+        sample_presets=presets[:1],
+        ddim_steps=args.ddim_steps,
+        fused_optimizer=not args.no_fused,
+    )
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2) if args.json else format_report(result))
+    return 0
+
+
+def _fid_cmd(args: argparse.Namespace) -> int:
+    from ..metrics.evaluation import evaluate_samples, load_samples
+
+    if (args.checkpoint is None) == (args.samples is None):
+        raise ValueError("give exactly one of --checkpoint (draw samples) or --samples (a file)")
+    if args.samples is not None:
+        images, labels = load_samples(args.samples)
+        images, labels = images[: args.n], None if labels is None else labels[: args.n]
+    else:
+        images, labels = sample_images(
+            args.checkpoint, args.n, args.sampler, args.steps, args.cfg_scale, None, args.seed,
+            args.device, args.batch_size,
+        )  # fmt: skip
+    result = evaluate_samples(images, args.features, args.dataset, args.n_reference, labels=labels)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"FID {result['fid']:.2f} (floor {result['fid_floor']:.2f}), KID "
+            f"{result['kid']:.4f} +- {result['kid_std']:.4f} (floor {result['kid_floor']:.4f}); "
+            f"{result['n']} samples against {result['n_reference']} real {result['dataset']}, "
+            f"{result['features']} features"
+        )
+        if "class_accuracy" in result:
+            print(f"class accuracy {100 * result['class_accuracy']:.1f}% (Relics classifier)")
+    return 0
+
+
+def _sample_cmd(args: argparse.Namespace) -> int:
+    from ..viz import save_image_grid
+
+    images, y = sample_images(
+        args.checkpoint, args.n, args.sampler, args.steps, args.cfg_scale, args.label, args.seed,
+        args.device, args.batch_size,
+    )  # fmt: skip
+    nrow = args.nrow or (
+        -(-args.n // int(y.max() + 1)) if y is not None and args.label is None else None
+    )
+    print(f"wrote {save_image_grid(images, args.out, nrow=nrow)}")
+    if args.save_samples:
+        Path(args.save_samples).parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"images": images, "labels": y}, args.save_samples)
+        print(f"wrote {args.save_samples} (images in [-1, 1], labels)")
+    return 0
+
+
+def _train_cmd(args: argparse.Namespace) -> int:
+    if args.out is None:
+        args.out = Path("runs") / re.sub(
+            r"[^A-Za-z0-9_.-]+", "-", f"{args.preset}-{Path(args.data).name}"
+        )
+    budget = None if args.minutes is None else 60 * args.minutes
+    result = train_from_options(args, budget_s=budget)
+    if dist_info().is_main and not args.quiet:
+        print(
+            f"trained {result.step} steps in {result.seconds:.1f} s "
+            f"({result.images_per_second:.0f} images/s); checkpoint {result.checkpoint}, "
+            f"EMA weights {Path(args.out) / EXPORT_NAME}"
+        )
+    return 0
+
+
+def _gflops_cmd(args: argparse.Namespace) -> int:
+    from ..metrics.flops import format_table, gflops_report
+
+    overrides = dict(input_size=args.input_size, in_channels=args.in_channels)
+    overrides.update(num_classes=args.num_classes, learn_sigma=args.learn_sigma)
+    reports = [gflops_report(name, **overrides) for name in args.preset or ["tiny"]]
+    print(json.dumps(reports, indent=2) if args.json else format_table(reports))
+    return 0
+
+
+def _course_cmd(args: argparse.Namespace) -> int:
+    from ..course.notebooks import grade_notebook, make_student_notebooks
+
+    if args.action == "student":
+        for path in make_student_notebooks(args.src, args.dst):
+            print(f"wrote {path}")
+        return 0
+    grade = grade_notebook(args.src, timeout=args.timeout)
+    print(grade.summary())
+    return 0 if grade.passed == grade.total else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of `dit-mini` and all its subcommands."""
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(prog="dit-mini", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"dit-mini {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name, func, summary, description, options):
+        p = sub.add_parser(
+            name,
+            help=summary,
+            description=description,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+        add_options(p, options)
+        p.set_defaults(func=func)
+        return p
+
+    command(
+        "train",
+        _train_cmd,
+        "train a model",
+        "Train a model, with checkpoints and exact "
+        "resume; under torchrun with one process per device.",
+        TRAIN_OPTIONS + DEVICE_OPTIONS,
+    )
+    command(
+        "sample",
+        _sample_cmd,
+        "draw samples from a checkpoint",
+        "Sample images from a checkpoint or exported weights and save them as a PNG grid.",
+        SAMPLE_OPTIONS,
+    )
+    command(
+        "quickstart",
+        _quickstart_cmd,
+        "the first demo: train a tiny DiT and see its samples",
+        "Train the tiny DiT on Relics for a few minutes, then write a sample grid (a row per "
+        "class), a loss curve and the checkpoint.",
+        QUICKSTART_OPTIONS,
+    )
+    p = command(
+        "bench",
+        _bench_cmd,
+        "measure training speed, or time to recognizable relics",
+        "'speed' (default) measures, in one run, this machine's fp32 matmul rate, the training "
+        "images/s and achieved GFLOP/s of each preset with its fraction of the matmul rate, and "
+        "DDPM/DDIM sampling images/s; 'ttr' trains a recipe on Relics for --minutes and records "
+        "class accuracy and FID against wall-clock (ttr.json, ttr.png, samples.png).",
+        BENCH_OPTIONS,
+    )
+    p.add_argument(
+        "what", nargs="?", choices=("speed", "ttr"), default="speed", help="what to measure"
+    )
+    command(
+        "fid",
+        _fid_cmd,
+        "FID and KID of samples against real data",
+        "Draw samples from a checkpoint (or read saved ones) and print FID and KID against real "
+        "images, beside the real-vs-real floor at the same sample count.",
+        FID_OPTIONS,
+    )
+    p = command(
+        "gflops",
+        _gflops_cmd,
+        "parameters and Gflops of model presets",
+        "Count the Gflops of one forward pass, as in the DiT paper's table.",
+        GFLOPS_OPTIONS,
+    )
+    p.add_argument(
+        "--preset",
+        action="append",
+        help="a DiT or U-Net preset; repeat it for a table (default: tiny)",
+    )
+    p = command(
+        "course",
+        _course_cmd,
+        "build student notebooks, grade notebooks",
+        "'student SRC "
+        "DST' removes the solutions from a notebook or a folder of notebooks; 'grade SRC' "
+        "runs a notebook and counts its passed checks.",
+        [],
+    )
+    p.add_argument("action", choices=("student", "grade"), help="what to do")
+    p.add_argument("src", type=Path, help="solution notebook or folder (student); notebook (grade)")
+    p.add_argument("dst", type=Path, nargs="?", help="output notebook or folder (student only)")
+    p.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell (grade)")
+    return parser  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `dit-mini` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "course" and args.action == "student" and args.dst is None:
+        parser.error("course student needs SRC and DST")
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, NotADirectoryError) as error:  # incl. CheckpointError
+        print(f"dit-mini: error: {error}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as error:
+        print(f"dit-mini: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("dit-mini: interrupted; continue a training run with --resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

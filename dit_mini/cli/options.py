@@ -1,0 +1,157 @@
+"""The options of the `dit-mini` subcommands, as tables that `dit_mini.cli.main` turns into
+argparse.
+
+Each row is (flag, type, default, help[, "required"]); type bool makes an on/off switch and
+"append" a repeatable option. Defaults of the training options come from
+`dit_mini.train.trainer.TrainConfig`, so the command line and the Python API agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..train.recipes import RECIPES
+from ..train.trainer import TrainConfig
+
+__all__ = [
+    "TRAIN_OPTIONS",
+    "DEVICE_OPTIONS",
+    "SAMPLE_OPTIONS",
+    "FID_OPTIONS",
+    "QUICKSTART_OPTIONS",
+    "BENCH_OPTIONS",
+    "GFLOPS_OPTIONS",
+    "add_options",
+]
+
+_D = TrainConfig()
+# fmt: off
+# (flag, type, default, help); type bool makes an on/off switch.
+TRAIN_OPTIONS = [
+    ("--preset", str, "tiny", "model preset: a DiT ('nano', 'tiny', 'small', 'DiT-S/2' ... "
+     "'DiT-XL/8') or a U-Net ('unet-nano', 'unet-tiny', 'unet-small')"),
+    ("--data", str, "relics", "'relics' (generated offline), 'cifar10' (downloaded once, cached) "
+     "or the path of a folder of images"),
+    ("--n-images", int, None, "use the first N images (relics: generate N; default: all, "
+     "50,000 relics)"),
+    ("--image-size", int, 32, "image side in pixels; images are resized to it"),
+    ("--patch-size", int, None, "override the DiT preset's patch size (e.g. 1 or 2 for 8x8 "
+     "latents)"),
+    ("--steps", int, _D.steps, "optimizer steps in total"),
+    ("--batch-size", int, _D.batch_size, "GLOBAL batch size, split equally among the "
+     "processes under torchrun"),
+    ("--lr", float, _D.lr, "AdamW learning rate"),
+    ("--weight-decay", float, _D.weight_decay, "AdamW weight decay"),
+    ("--warmup-steps", int, _D.warmup_steps, "steps of linear learning-rate warm-up (0: none)"),
+    ("--ema-decay", float, _D.ema_decay, "decay of the moving average of the weights (the EMA "
+     "model is the one sampled)"),
+    ("--grad-clip", float, _D.grad_clip, "clip the gradient norm to this value (0: no clipping)"),
+    ("--cfg-dropout", float, _D.cfg_dropout, "probability of replacing a label by the null "
+     "class, so the model learns classifier-free guidance (0: never)"),
+    ("--objective", str, "eps", "what the network predicts: eps (noise), v (velocity), x0 (the "
+     "image) or flow (flow-matching velocity)"),
+    ("--schedule", str, "linear", "noise schedule of eps, v and x0 objectives: linear or cosine"),
+    ("--time-sampling", str, "uniform", "how training draws flow times: uniform or logit_normal "
+     "(more weight on the middle times; SD3)"),
+    ("--weighting", str, "none", "loss weighting of eps, v and x0 objectives: none or min_snr"),
+    ("--seed", int, _D.seed, "seed of the initial weights, data order and noise"),
+    ("--out", Path, None, "folder for checkpoint.pt and ema.safetensors (default: "
+     "runs/PRESET-DATA)"),
+    ("--checkpoint-every", int, 500, "write a checkpoint every K steps (and at the end)"),
+    ("--log-every", int, _D.log_every, "steps between loss updates on the progress bar"),
+    ("--vae", str, None, "train a latent DiT on the latents of this VAE file (e.g. "
+     "assets/vae.safetensors); its samples are decoded with it"),
+    ("--minutes", float, None, "also stop after this many minutes of training (the checkpoint "
+     "is written; --resume continues)"),
+    ("--resume", bool, False, "continue the run saved in --out; it must have the same options, "
+     "except --steps, --checkpoint-every and --log-every"),
+]
+DEVICE_OPTIONS = [
+    ("--device", str, None, "cpu, cuda, cuda:1 or mps (default: the best available)"),
+    ("--quiet", bool, False, "no progress bar and no summary"),
+]
+SAMPLE_OPTIONS = [
+    ("--checkpoint", str, None, "a checkpoint.pt or ema.safetensors file", "required"),
+    ("--n", int, 64, "number of samples"),
+    ("--sampler", str, None, "ddim or ddpm (all steps) for eps/v/x0 models, euler or heun for "
+     "flow models (default: ddim or euler)"),
+    ("--steps", int, 50, "sampling steps (ddim, euler, heun)"),
+    ("--cfg-scale", float, 1.0, "classifier-free guidance scale (1: none; 2 to 4 sharpen "
+     "class features)"),
+    ("--class", int, None, "sample only class K (default: every class, one grid row each)"),
+    ("--seed", int, 0, "seed of the sampling noise"),
+    ("--out", str, "samples.png", "PNG file for the grid of samples"),
+    ("--nrow", int, None, "images per grid row"),
+    ("--save-samples", str, None, "also save the raw samples (a .pt dict: images in [-1, 1], "
+     "labels), e.g. for FID"),
+    ("--batch-size", int, 256, "samples drawn at once"),
+    ("--device", str, None, "cpu, cuda or mps (default: the best available)"),
+]
+FID_OPTIONS = [
+    ("--checkpoint", str, None, "draw the samples from this checkpoint.pt or ema.safetensors"),
+    ("--samples", str, None, "or read them from a file written by `dit-mini sample "
+     "--save-samples`"),
+    ("--n", int, 1000, "number of samples (FID is biased upward at small n: compare like n)"),
+    ("--n-reference", int, None, "real images in the reference set (default: max(n, 2000))"),
+    ("--features", str, "relic", "'inception' (standard FID, slow on a CPU) or 'relic' (the "
+     "Relics classifier's features, fast)"),
+    ("--dataset", str, "relics", "real data to compare with: relics or cifar10"),
+    *SAMPLE_OPTIONS[2:5],  # --sampler --steps --cfg-scale
+    ("--seed", int, 0, "seed of the sampling noise"),
+    ("--batch-size", int, 256, "samples drawn at once"),
+    ("--device", str, None, "cpu, cuda or mps (default: the best available)"),
+    ("--json", bool, False, "print JSON: fid, kid, kid_std, n, n_reference, fid_floor, "
+     "kid_floor, features, dataset (and class_accuracy for class-conditional relic models)"),
+]
+QUICKSTART_OPTIONS = [
+    ("--out", str, "quickstart", "output folder (running again continues the run saved there)"),
+    ("--minutes", float, None, "wall-clock training budget (default: the recipe's, "
+     f"{RECIPES['quickstart'].minutes:g}); training stops at the budget or the recipe's steps"),
+    ("--steps", int, None, "training steps (default: the recipe's, fewer in FAST mode)"),
+    ("--recipe", str, "quickstart", f"named recipe, one of {sorted(RECIPES)}"),
+    *DEVICE_OPTIONS,
+]
+BENCH_OPTIONS = [
+    ("--preset", "append", None, "DiT preset to time; repeat for several (default: tiny and "
+     "DiT-S/4; the first one is also timed sampling)"),
+    ("--batch-size", int, 64, "batch size of the training and sampling steps"),
+    ("--seconds", float, 2.0, "length of each timing window"),
+    ("--windows", int, 3, "timing windows per measurement (the median is reported)"),
+    ("--ddim-steps", int, 50, "DDIM steps of the sampling measurement (DDPM takes all 1000)"),
+    ("--compile", bool, False, "torch.compile the model (the compile time is reported apart)"),
+    ("--no-fused", bool, False, "plain for-each AdamW instead of the fused one"),
+    ("--json", bool, False, "print the result as JSON"),
+    ("--device", str, None, "cpu, cuda or mps (default: the best available)"),
+    ("--recipe", str, "quickstart", "ttr: named recipe of dit_mini.studies.ttr.RECIPES"),
+    ("--minutes", float, 5.0, "ttr: minutes of training (evaluations not counted)"),
+    ("--eval-every", float, 60.0, "ttr: seconds of training between evaluations"),
+    ("--n-eval", int, 100, "ttr: samples per evaluation (10 per class)"),
+    ("--seed", int, 0, "ttr: seed of the run"),
+    ("--threads", int, None, "torch CPU threads (default: torch's)"),
+    ("--out", str, None, "speed: also write the JSON result to this file; ttr: output folder "
+     "(default: runs/ttr-RECIPE)"),
+]
+GFLOPS_OPTIONS = [
+    ("--input-size", int, 32, "image or latent side in pixels"),
+    ("--in-channels", int, 3, "input channels (3 for RGB, 4 for VAE latents)"),
+    ("--num-classes", int, 10, "number of classes"),
+    ("--learn-sigma", bool, False, "the model also predicts the variance (as the paper's models)"),
+    ("--json", bool, False, "print JSON instead of a table"),
+]
+# fmt: on
+
+
+def add_options(parser: argparse.ArgumentParser, options: list) -> None:
+    """Add the options of one table to a parser."""
+    for flag, kind, default, text, *required in options:
+        dest = "label" if flag == "--class" else None  # `args.class` would be a syntax error
+        extra = {"dest": dest} if dest else {}
+        if kind is bool:
+            parser.add_argument(flag, action="store_true", help=text, **extra)
+        elif kind == "append":
+            parser.add_argument(flag, action="append", default=default, help=text, **extra)
+        else:
+            parser.add_argument(
+                flag, type=kind, default=default, required=bool(required), help=text, **extra
+            )

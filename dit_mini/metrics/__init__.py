@@ -1,0 +1,1 @@
+"""Measuring models: FID/KID, the classifiers that grade samples, and Gflops."""

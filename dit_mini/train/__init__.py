@@ -1,0 +1,1 @@
+"""Training: the resumable trainer, checkpoints, named recipes, and the VAE and video trainers."""
