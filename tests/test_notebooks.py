@@ -1,5 +1,8 @@
 """Static checks of the course notebooks (nothing is executed here; nbval runs them in CI).
 
+The sources with solutions live in notebooks/solutions/; the learners open notebooks/NN_*.ipynb,
+built from them by `dit-mini course student notebooks/solutions notebooks`.
+
 Every notebook in notebooks/ must: be stored without outputs; start with a Colab install cell
 whose URL is pyproject's [project.urls] Repository; hold at least two exercises, each followed by
 a check( call; wire at least one ipywidgets control and draw a static copy of it; have a "What you
@@ -16,7 +19,8 @@ import pytest
 nbformat = pytest.importorskip("nbformat")
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "notebooks" / "solutions").glob("*.ipynb"))  # the sources
+STUDENT = sorted((ROOT / "notebooks").glob("*.ipynb"))  # the learners' copies, built from them
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 WIDGETS = ("IntSlider", "FloatSlider", "Dropdown", "ToggleButtons", "Checkbox", "Text(")
 BADGE = re.compile(r"https://colab\.research\.google\.com/github/[^\s)\"'\]]+")
@@ -86,7 +90,23 @@ def badge_problems(readme: Path, repo: str) -> list[str]:
 
 
 def test_there_are_notebooks():
-    assert len(NOTEBOOKS) >= 2, "expected the course notebooks in notebooks/"
+    assert len(NOTEBOOKS) >= 2, "expected the course notebooks in notebooks/solutions/"
+    assert [p.name for p in STUDENT] == [p.name for p in NOTEBOOKS], (
+        "every solution notebook needs its learner copy in notebooks/: "
+        "run `dit-mini course student notebooks/solutions notebooks`"
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_learner_copy_is_up_to_date(path, tmp_path):
+    from dit_mini.course.notebooks import make_student_notebook
+
+    fresh = nbformat.read(make_student_notebook(path, tmp_path / path.name), as_version=4)
+    shipped = nbformat.read(ROOT / "notebooks" / path.name, as_version=4)
+    assert [c.source for c in shipped.cells] == [c.source for c in fresh.cells], (
+        f"notebooks/{path.name} is out of date with notebooks/solutions/{path.name}: "
+        "run `dit-mini course student notebooks/solutions notebooks`"
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
