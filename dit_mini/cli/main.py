@@ -23,9 +23,16 @@ from pathlib import Path
 
 import torch
 
+from .. import __version__
+from ..course.notebooks import grade_notebook, make_student_notebooks
+from ..metrics.evaluation import evaluate_samples, load_samples
+from ..metrics.flops import format_table, gflops_report
 from ..runtime import dist_info
+from ..studies.bench import format_report, run_benchmark
+from ..studies.ttr import main as ttr_main
 from ..train.recipes import RECIPES, quickstart, sample_images, train_from_options
 from ..train.trainer import EXPORT_NAME, TrainingDiverged
+from ..viz import save_image_grid
 from .options import (
     BENCH_OPTIONS,
     DEVICE_OPTIONS,
@@ -55,14 +62,11 @@ def _quickstart_cmd(args: argparse.Namespace) -> int:
 
 def _bench_cmd(args: argparse.Namespace) -> int:
     if args.what == "ttr":
-        from ..studies.ttr import main as ttr_main
-
         argv = ["--recipe", args.recipe, "--minutes", str(args.minutes), "--seed", str(args.seed)]
         argv += ["--eval-every", str(args.eval_every), "--n-eval", str(args.n_eval)]
         argv += ["--out", args.out] if args.out else []
         ttr_main(argv + (["--threads", str(args.threads)] if args.threads else []))
         return 0
-    from ..studies.bench import format_report, run_benchmark
 
     presets = tuple(args.preset or ("tiny", "DiT-S/4"))
     result = run_benchmark(
@@ -85,8 +89,6 @@ def _bench_cmd(args: argparse.Namespace) -> int:
 
 
 def _fid_cmd(args: argparse.Namespace) -> int:
-    from ..metrics.evaluation import evaluate_samples, load_samples
-
     if (args.checkpoint is None) == (args.samples is None):
         raise ValueError("give exactly one of --checkpoint (draw samples) or --samples (a file)")
     if args.samples is not None:
@@ -113,8 +115,6 @@ def _fid_cmd(args: argparse.Namespace) -> int:
 
 
 def _sample_cmd(args: argparse.Namespace) -> int:
-    from ..viz import save_image_grid
-
     images, y = sample_images(
         args.checkpoint, args.n, args.sampler, args.steps, args.cfg_scale, args.label, args.seed,
         args.device, args.batch_size,
@@ -147,8 +147,6 @@ def _train_cmd(args: argparse.Namespace) -> int:
 
 
 def _gflops_cmd(args: argparse.Namespace) -> int:
-    from ..metrics.flops import format_table, gflops_report
-
     overrides = dict(input_size=args.input_size, in_channels=args.in_channels)
     overrides.update(num_classes=args.num_classes, learn_sigma=args.learn_sigma)
     reports = [gflops_report(name, **overrides) for name in args.preset or ["tiny"]]
@@ -157,8 +155,6 @@ def _gflops_cmd(args: argparse.Namespace) -> int:
 
 
 def _course_cmd(args: argparse.Namespace) -> int:
-    from ..course.notebooks import grade_notebook, make_student_notebooks
-
     if args.action == "student":
         for path in make_student_notebooks(args.src, args.dst):
             print(f"wrote {path}")
@@ -170,8 +166,6 @@ def _course_cmd(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of `dit-mini` and all its subcommands."""
-    from .. import __version__
-
     parser = argparse.ArgumentParser(prog="dit-mini", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"dit-mini {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -47,8 +47,8 @@ TRAIN_OPTIONS = [
     ("--ema-decay", float, _D.ema_decay, "decay of the moving average of the weights (the EMA "
      "model is the one sampled)"),
     ("--grad-clip", float, _D.grad_clip, "clip the gradient norm to this value (0: no clipping)"),
-    ("--cfg-dropout", float, _D.cfg_dropout, "probability of replacing a label by the null "
-     "class, so the model learns classifier-free guidance (0: never)"),
+    ("--cfg-dropout", float, 0.1, "probability of replacing a label by the null class, so "
+     "the model learns classifier-free guidance (0: never); the model's class_dropout_prob"),
     ("--objective", str, "eps", "what the network predicts: eps (noise), v (velocity), x0 (the "
      "image) or flow (flow-matching velocity)"),
     ("--schedule", str, "linear", "noise schedule of eps, v and x0 objectives: linear or cosine"),

@@ -107,7 +107,7 @@ def stub_solutions(source: str, markdown: bool = False, where: str = "cell") -> 
 
 def make_student_notebook(src: str | Path, dst: str | Path) -> Path:
     """Write the student version of the solution notebook `src` to `dst`; returns `dst`."""
-    import nbformat
+    import nbformat  # deferred: the optional `test`/`notebooks` extras
 
     src, dst = Path(src), Path(dst)
     if src.resolve() == dst.resolve():
@@ -163,8 +163,8 @@ class Grade:
 
 def grade_notebook(path: str | Path, timeout: int = 600, fast: bool = True) -> Grade:
     """Run a notebook top to bottom (errors do not stop it) and count its checks."""
-    import nbformat
-    from nbclient import NotebookClient
+    import nbformat  # deferred: the optional `test`/`notebooks` extras
+    from nbclient import NotebookClient  # deferred: the optional `test` extra
 
     path = Path(path)
     if not path.is_file():

@@ -11,20 +11,28 @@ Used by the `dit-mini` command line (`dit_mini.cli.main`) and notebook 00 (bonfi
 from __future__ import annotations
 
 import argparse
+import hashlib
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 
+from ..data.datasets import load_dataset
+from ..diffusion.losses import DiffusionConfig, generate, make_loss
+from ..models.dit import DIT_PRESETS, DiT, DiTConfig, dit_config
+from ..models.latents import decode_latents, encode_dataset
+from ..models.pretrained import assets_dir
+from ..models.unet import UNET_PRESETS, UNet, unet_config
+from ..registry import load_model, read_config
 from ..runtime import close_distributed, dist_info, fast_mode, init_distributed, pick_device
-from .checkpoint import load_model, read_config
+from ..viz import save_image_grid, save_loss_curve
 from .trainer import CHECKPOINT_NAME, EXPORT_NAME, TrainConfig, derive_seed, fit
 
 __all__ = [
     "Recipe",
     "RECIPES",
-    "build_model",
+    "model_from_preset",
     "train_from_options",
     "sample_images",
     "quickstart",
@@ -45,7 +53,7 @@ class Recipe:
     n_images: int = 10_000
     diffusion: dict = field(default_factory=lambda: {"objective": "eps", "schedule": "linear"})
     train: TrainConfig = TrainConfig(
-        steps=3000, batch_size=64, lr=3e-4, ema_decay=0.999, checkpoint_every=250
+        steps=3000, batch_size=64, lr=3e-4, ema_decay=0.999, checkpoint_every=250, cfg_dropout=0.1
     )
     minutes: float = 5.0
     sampler: str = "ddim"
@@ -74,6 +82,7 @@ RECIPES: dict[str, Recipe] = {
             warmup_steps=100,
             ema_decay=0.995,
             checkpoint_every=500,
+            cfg_dropout=0.1,
         ),
         minutes=5.0,
         sampler="euler",
@@ -83,7 +92,7 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
-def build_model(
+def model_from_preset(
     preset: str,
     image_size: int,
     num_classes: int,
@@ -93,9 +102,6 @@ def build_model(
 ):
     """A DiT ('tiny', 'DiT-S/2', ...) or U-Net ('unet-tiny', ...) preset for the data's shape;
     `patch_size` overrides a DiT preset's (e.g. 1 or 2 on 8x8 latents)."""
-    from ..models.dit import DIT_PRESETS, DiT, dit_config
-    from ..models.unet import UNET_PRESETS, UNet, unet_config
-
     kwargs = dict(input_size=image_size, num_classes=num_classes, class_dropout_prob=cfg_dropout)
     kwargs["in_channels"] = in_channels
     if preset in UNET_PRESETS:
@@ -110,9 +116,6 @@ def build_model(
 
 def train_from_options(args: argparse.Namespace, budget_s: float | None = None):
     """Load the data, build model and loss from the options, then `fit`; returns the TrainResult."""
-    from ..data.datasets import load_dataset
-    from ..diffusion.losses import DiffusionConfig, make_loss
-
     known = [f.name for f in fields(DiffusionConfig) if getattr(args, f.name, None) is not None]
     diffusion = DiffusionConfig(**{name: getattr(args, name) for name in known})
     names = [f.name for f in fields(TrainConfig) if hasattr(args, f.name)]
@@ -128,7 +131,7 @@ def train_from_options(args: argparse.Namespace, budget_s: float | None = None):
     with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG left alone
         torch.manual_seed(derive_seed(args.seed, "init"))
         patch = getattr(args, "patch_size", None)
-        model = build_model(args.preset, size, data.num_classes, args.cfg_dropout, C, patch)
+        model = model_from_preset(args.preset, size, data.num_classes, args.cfg_dropout, C, patch)
     info = dist_info()
     start = time.perf_counter()
 
@@ -156,12 +159,7 @@ def train_from_options(args: argparse.Namespace, budget_s: float | None = None):
 
 def _encode_for_latent_training(vae_path, data, device=None):
     """Encode a dataset with a VAE file; returns the latent dataset and the run-config entry."""
-    import hashlib
-
-    from ..models.latents import encode_dataset
-    from ..models.vae import load_vae
-
-    vae = load_vae(vae_path, device=pick_device(device))
+    vae = load_model(vae_path, device=pick_device(device))
     sha1 = hashlib.sha1(Path(vae_path).read_bytes()).hexdigest()
     latents = encode_dataset(vae, data)
     return latents, {"vae": str(vae_path), "vae_sha1": sha1, "image_size": data.images.shape[-1]}
@@ -171,19 +169,15 @@ def _decoder(config: dict, device, vae_path=None):
     """For a latent model, a function latents -> images (its VAE); None for a pixel model."""
     if "latent" not in config:
         return None
-    from ..models.latents import decode_latents
-    from ..models.vae import load_vae
 
     path = Path(vae_path or config["latent"]["vae"])
     if not path.is_file() and not path.is_absolute():  # a shipped VAE, seen from another folder
-        from ..models.pretrained import assets_dir
-
         path = assets_dir() / path.name
     if not path.is_file():
         raise FileNotFoundError(
             f"this latent model decodes with the VAE {path}, which is missing; pass its path"
         )
-    vae = load_vae(path, device=device)
+    vae = load_model(path, device=device)
     return lambda z: decode_latents(vae, z)
 
 
@@ -197,8 +191,6 @@ def sample_images(
 
     Shapes: -> images (n, C, H, W) in [-1, 1], labels (n,) or None.
     """
-    from ..diffusion.losses import DiffusionConfig, generate
-
     device = pick_device(device)
     config = read_config(checkpoint)
     model = load_model(checkpoint, device=device)
@@ -237,8 +229,6 @@ def quickstart(
 ) -> dict:
     """Train a recipe's model for a few minutes (continuing a run saved in `out`), then write a
     sample grid with a row per class, a loss curve and the checkpoint; returns their paths."""
-    from ..viz import save_image_grid, save_loss_curve
-
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; choose one of {sorted(RECIPES)}")
     recipe, fast = RECIPES[recipe], fast_mode()
@@ -278,14 +268,12 @@ def quickstart(
 
 def measure_speed(preset="tiny", batch_size=64, steps=20, warmup=3, device=None, image_size=32):
     """Training speed of a preset in images per second, on random data, after `warmup` steps."""
-    from ..diffusion.losses import make_loss
-
     n = 4 * batch_size
     g = torch.Generator().manual_seed(0)
     data = (torch.rand(n, 3, image_size, image_size, generator=g) * 2 - 1, torch.arange(n) % 10)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = build_model(preset, image_size, 10, TrainConfig().cfg_dropout)
+        model = model_from_preset(preset, image_size, 10, DiTConfig.class_dropout_prob)
     marks = {}
 
     def clock(step: int, loss: float) -> None:

@@ -29,21 +29,18 @@ import hashlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
+from ..diffusion.guidance import drop_labels
+from ..registry import kind_of, save_model
 from ..runtime import autocast_context, dist_info, make_grad_scaler, pick_device
-from .checkpoint import (
-    CheckpointError,
-    config_diff,
-    export_weights,
-    load_checkpoint,
-    model_config_dict,
-    save_checkpoint,
-)
+from ..storage import CheckpointError, load_checkpoint, save_checkpoint, save_tensors
+from .resume import RESUMABLE_FIELDS, config_diff, describe_for_run, with_new_defaults
 
 __all__ = [
     "TrainConfig",
@@ -59,8 +56,6 @@ __all__ = [
 
 CHECKPOINT_NAME = "checkpoint.pt"
 EXPORT_NAME = "ema.safetensors"
-# Fields a resumed run may change: extending a run or checkpointing more often is fine.
-RESUMABLE_FIELDS = ("train.steps", "train.checkpoint_every", "train.log_every")
 
 
 @dataclass(frozen=True)
@@ -79,7 +74,7 @@ class TrainConfig:
     ema_decay: float = 0.9999
     ema_warmup: bool = True
     grad_clip: float = 1.0
-    cfg_dropout: float = 0.1
+    cfg_dropout: float | None = None
     seed: int = 0
     checkpoint_every: int = 0
     log_every: int = 10
@@ -97,7 +92,7 @@ class TrainConfig:
             raise ValueError("weight_decay and grad_clip must be >= 0 (0 turns clipping off)")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must lie in [0, 1); got {self.ema_decay}")
-        if not 0.0 <= self.cfg_dropout < 1.0:
+        if self.cfg_dropout is not None and not 0.0 <= self.cfg_dropout < 1.0:
             raise ValueError(f"cfg_dropout must lie in [0, 1); got {self.cfg_dropout}")
 
     def lr_at(self, step: int) -> float:
@@ -190,32 +185,37 @@ class _Replica:
         return getattr(self.ddp.module, name)
 
 
-def _describe(model: nn.Module) -> dict:
-    try:
-        return model_config_dict(model)
-    except ValueError:  # a notebook's own network: resumable, but not rebuildable by load_model
-        return {"kind": f"{type(model).__module__}.{type(model).__qualname__}"}
+def _export(ema: nn.Module, path: Path, run_config: dict) -> None:
+    """The EMA weights as a model file; `dit_mini.load_model` rebuilds registered networks."""
+    extra = {k: v for k, v in run_config.items() if k != "model"}
+    if kind_of(ema) is not None:
+        save_model(ema, path, extra=extra)
+    else:  # the learner's own network: the weights and the run, for their own module to load
+        save_tensors(path, ema.state_dict(), {"model": run_config["model"], "extra": extra})
 
 
-def _with_new_defaults(saved: dict, model: nn.Module, described: dict) -> dict:
-    """A checkpoint's run config with model-config fields added to the package since it was saved
-    filled in with their defaults, so an older run resumes when its model is unchanged. Only the
-    fields that the new run's model description (`described`) holds are filled."""
+def _resolve_dropout(config: TrainConfig, model: nn.Module) -> TrainConfig:
+    """The label dropout of guidance has one source: the model's config (`class_dropout_prob`,
+    or `caption_dropout` for the video DiT), which also decides whether a null class exists.
+    `cfg_dropout=None` takes it from there; a different explicit value is an error."""
     cfg = getattr(model, "config", None)
-    if not (is_dataclass(cfg) and isinstance(saved.get("model"), dict)):
-        return saved
-    missing = {
-        f.name: f.default
-        for f in fields(cfg)
-        if f.name in described and f.name not in saved["model"] and f.default is not MISSING
-    }
-    return {**saved, "model": {**saved["model"], **missing}}
+    built = getattr(cfg, "class_dropout_prob", getattr(cfg, "caption_dropout", None))
+    if config.cfg_dropout is None:
+        return replace(config, cfg_dropout=built or 0.0)
+    if built is not None and config.cfg_dropout != built:
+        raise ValueError(
+            f"cfg_dropout={config.cfg_dropout} but the model was built with label dropout "
+            f"{built}; the model's config is the one that counts: build the model with the "
+            "dropout you want and leave cfg_dropout unset"
+        )
+    return config
 
 
 class _Session:
     """One training run's state: model, EMA, optimizer, generators, history and step."""
 
     def __init__(self, model, loss_fn, data, config: TrainConfig, out_dir, device, run_config):
+        config = _resolve_dropout(config, model)
         self.info, self.config, self.loss_fn = dist_info(), config, loss_fn
         if config.batch_size % self.info.world_size:
             raise ValueError(
@@ -234,7 +234,11 @@ class _Session:
         self._seed_generators()
         self.history: list[float] = []
         self.step = 0
-        self.run_config = {"model": _describe(model), "train": asdict(config), **(run_config or {})}
+        self.run_config = {
+            "model": describe_for_run(model),
+            "train": asdict(config),
+            **(run_config or {}),
+        }
         self.path = Path(out_dir) / CHECKPOINT_NAME if out_dir is not None else None
         self.saved_step: int | None = None
         self.net = model
@@ -273,7 +277,7 @@ class _Session:
                 "resume=True (--resume) to continue it, or choose another output folder"
             )
         state = load_checkpoint(self.path, map_location=self.device)
-        saved = _with_new_defaults(state["config"], self.model, self.run_config["model"])
+        saved = with_new_defaults(state["config"], self.model, self.run_config["model"])
         diff = config_diff(saved, self.run_config, ignore=RESUMABLE_FIELDS)
         if diff:
             raise CheckpointError(
@@ -323,8 +327,6 @@ class _Session:
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
         """This process's share of the global batch: x0, y and, if drawn here, t and eps."""
-        from ..diffusion.guidance import drop_labels
-
         cfg, n_local = self.config, self.config.batch_size // self.info.world_size
         idx = batch_indices(self.step, cfg.batch_size, self.images.shape[0], cfg.seed)
         shard = slice(self.info.rank * n_local, (self.info.rank + 1) * n_local)
@@ -419,8 +421,6 @@ def fit(
 
     Shapes: data images (N, C, H, W) in [-1, 1], labels (N,).
     """
-    from tqdm.auto import tqdm
-
     config = config or TrainConfig()
     run = _Session(model, loss_fn, data, config, out_dir, device, run_config)
     run.open(resume)
@@ -445,7 +445,7 @@ def fit(
     if run.saved_step != run.step:
         run.save()
     if run.path is not None and run.info.is_main:
-        export_weights(run.ema, run.path.parent / EXPORT_NAME, run.run_config)
+        _export(run.ema, run.path.parent / EXPORT_NAME, run.run_config)
     images = (run.step - first) * config.batch_size
     return TrainResult(
         model,
