@@ -2,15 +2,19 @@
 argparse.
 
 Each row is (flag, type, default, help[, "required"]); type bool makes an on/off switch and
-"append" a repeatable option. Defaults of the training options come from
-`dit_mini.train.trainer.TrainConfig`, so the command line and the Python API agree.
+"append" a repeatable option. The training and diffusion options are generated from the fields of
+`TrainConfig` and `DiffusionConfig` (`config_options`: name, type, default and the `help` text kept
+beside each field), so the command line and the Python API cannot drift apart.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 from pathlib import Path
 
+from ..diffusion.losses import DiffusionConfig
+from ..models.dit import DiTConfig
 from ..train.recipes import RECIPES
 from ..train.trainer import TrainConfig
 
@@ -22,10 +26,33 @@ __all__ = [
     "QUICKSTART_OPTIONS",
     "BENCH_OPTIONS",
     "GFLOPS_OPTIONS",
+    "config_options",
     "add_options",
 ]
 
-_D = TrainConfig()
+
+def _option_type(f) -> type:
+    """int, float or str from a field's annotation ('float | None' -> float)."""
+    names = {"int": int, "float": float, "str": str}
+    if f.type in names.values():
+        return f.type
+    parts = [getattr(p, "__name__", p) for p in getattr(f.type, "__args__", ())]
+    parts = parts or [p.strip() for p in str(f.type).split("|")]  # a postponed annotation
+    return next(names[p] for p in parts if p in names)
+
+
+def config_options(config_cls: type, defaults: dict | None = None) -> list[tuple]:
+    """Option rows generated from a config dataclass: one per field whose metadata has a
+    `help` text, flag --field-name, the field's type and default (or `defaults[name]`)."""
+    defaults = defaults or {}
+    return [
+        (f"--{f.name.replace('_', '-')}", _option_type(f), defaults.get(f.name, f.default),
+         f.metadata["help"])
+        for f in fields(config_cls)
+        if "help" in f.metadata
+    ]  # fmt: skip
+
+
 # fmt: off
 # (flag, type, default, help); type bool makes an on/off switch.
 TRAIN_OPTIONS = [
@@ -38,28 +65,13 @@ TRAIN_OPTIONS = [
     ("--image-size", int, 32, "image side in pixels; images are resized to it"),
     ("--patch-size", int, None, "override the DiT preset's patch size (e.g. 1 or 2 for 8x8 "
      "latents)"),
-    ("--steps", int, _D.steps, "optimizer steps in total"),
-    ("--batch-size", int, _D.batch_size, "GLOBAL batch size, split equally among the "
-     "processes under torchrun"),
-    ("--lr", float, _D.lr, "AdamW learning rate"),
-    ("--weight-decay", float, _D.weight_decay, "AdamW weight decay"),
-    ("--warmup-steps", int, _D.warmup_steps, "steps of linear learning-rate warm-up (0: none)"),
-    ("--ema-decay", float, _D.ema_decay, "decay of the moving average of the weights (the EMA "
-     "model is the one sampled)"),
-    ("--grad-clip", float, _D.grad_clip, "clip the gradient norm to this value (0: no clipping)"),
-    ("--cfg-dropout", float, 0.1, "probability of replacing a label by the null class, so "
-     "the model learns classifier-free guidance (0: never); the model's class_dropout_prob"),
-    ("--objective", str, "eps", "what the network predicts: eps (noise), v (velocity), x0 (the "
-     "image) or flow (flow-matching velocity)"),
-    ("--schedule", str, "linear", "noise schedule of eps, v and x0 objectives: linear or cosine"),
-    ("--time-sampling", str, "uniform", "how training draws flow times: uniform or logit_normal "
-     "(more weight on the middle times; SD3)"),
-    ("--weighting", str, "none", "loss weighting of eps, v and x0 objectives: none or min_snr"),
-    ("--seed", int, _D.seed, "seed of the initial weights, data order and noise"),
+    # the model's label dropout is set through --cfg-dropout; checkpoints every 500 by default
+    *config_options(
+        TrainConfig, {"cfg_dropout": DiTConfig.class_dropout_prob, "checkpoint_every": 500}
+    ),
+    *config_options(DiffusionConfig),
     ("--out", Path, None, "folder for checkpoint.pt and ema.safetensors (default: "
      "runs/PRESET-DATA)"),
-    ("--checkpoint-every", int, 500, "write a checkpoint every K steps (and at the end)"),
-    ("--log-every", int, _D.log_every, "steps between loss updates on the progress bar"),
     ("--vae", str, None, "train a latent DiT on the latents of this VAE file (e.g. "
      "assets/vae.safetensors); its samples are decoded with it"),
     ("--minutes", float, None, "also stop after this many minutes of training (the checkpoint "

@@ -29,7 +29,7 @@ import hashlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -66,18 +66,41 @@ class TrainConfig:
     `checkpoint_every` 0 writes a checkpoint only at the end; `grad_clip` 0 turns clipping off.
     """
 
-    steps: int = 1000
-    batch_size: int = 64
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    warmup_steps: int = 0
-    ema_decay: float = 0.9999
-    ema_warmup: bool = True
-    grad_clip: float = 1.0
-    cfg_dropout: float | None = None
-    seed: int = 0
-    checkpoint_every: int = 0
-    log_every: int = 10
+    # `help` is the text of the matching `dit-mini train` option (dit_mini.cli.options).
+    steps: int = field(default=1000, metadata={"help": "optimizer steps in total"})
+    batch_size: int = field(
+        default=64,
+        metadata={"help": "GLOBAL batch size, split equally among the processes under torchrun"},
+    )
+    lr: float = field(default=1e-4, metadata={"help": "AdamW learning rate"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    warmup_steps: int = field(
+        default=0, metadata={"help": "steps of linear learning-rate warm-up (0: none)"}
+    )
+    ema_decay: float = field(
+        default=0.9999,
+        metadata={"help": "decay of the moving average of the weights (the EMA is sampled)"},
+    )
+    ema_warmup: bool = True  # EMA decay min(decay, (1 + n) / (10 + n)) early on; not an option
+    grad_clip: float = field(
+        default=1.0, metadata={"help": "clip the gradient norm to this value (0: no clipping)"}
+    )
+    cfg_dropout: float | None = field(
+        default=None,
+        metadata={
+            "help": "probability of replacing a label by the null class, so the model learns "
+            "classifier-free guidance (0: never); it is the model's class_dropout_prob"
+        },
+    )
+    seed: int = field(
+        default=0, metadata={"help": "seed of the initial weights, data order and noise"}
+    )
+    checkpoint_every: int = field(
+        default=0, metadata={"help": "write a checkpoint every K steps (0: only at the end)"}
+    )
+    log_every: int = field(
+        default=10, metadata={"help": "steps between loss updates on the progress bar"}
+    )
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "log_every"):
