@@ -9,7 +9,7 @@ import pytest
 from dit_mini.cli import options as cli_options
 from dit_mini.cli.options import SAMPLE_OPTIONS, TRAIN_OPTIONS, add_options, config_options
 from dit_mini.diffusion.losses import DiffusionConfig
-from dit_mini.train.trainer import TrainConfig
+from dit_mini.train.config import TrainConfig
 
 TABLES = {name: getattr(cli_options, name) for name in cli_options.__all__ if name.isupper()}
 

@@ -46,7 +46,8 @@ def test_latent_scale_gives_unit_std_and_decoding_undoes_it(relics, small_vae):
 def test_encoded_dataset_trains_and_samples_a_latent_dit(relics, small_vae):
     from dit_mini.diffusion.losses import DiffusionConfig, generate, make_loss
     from dit_mini.models.dit import DiT, dit_config
-    from dit_mini.train.trainer import TrainConfig, fit
+    from dit_mini.train.config import TrainConfig
+    from dit_mini.train.trainer import fit
 
     torch.manual_seed(0)
     vae = small_vae()

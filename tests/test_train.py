@@ -12,7 +12,8 @@ import torch
 from dit_mini.diffusion.losses import make_loss
 from dit_mini.models.dit import DiT, dit_config
 from dit_mini.storage import CheckpointError, load_checkpoint
-from dit_mini.train.trainer import TrainConfig, TrainingDiverged, batch_indices
+from dit_mini.train.config import TrainConfig, batch_indices
+from dit_mini.train.session import TrainingDiverged
 from dit_mini.train.trainer import fit as _fit
 
 SIZE = 16

@@ -14,7 +14,8 @@ from dit_mini.models.video import (
     untubeletify,
 )
 from dit_mini.registry import load_model
-from dit_mini.train.trainer import TrainConfig, fit
+from dit_mini.train.config import TrainConfig
+from dit_mini.train.trainer import fit
 
 SMALL = VideoDiTConfig(hidden_size=48, depth=2, num_heads=2, text_width=32, text_depth=1)
 

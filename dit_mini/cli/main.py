@@ -31,7 +31,8 @@ from ..runtime import dist_info
 from ..studies.bench import format_report, run_benchmark
 from ..studies.ttr import main as ttr_main
 from ..train.recipes import RECIPES, quickstart, sample_images, train_from_options
-from ..train.trainer import EXPORT_NAME, TrainingDiverged
+from ..train.session import TrainingDiverged
+from ..train.trainer import EXPORT_NAME
 from ..viz import save_image_grid
 from .options import (
     BENCH_OPTIONS,

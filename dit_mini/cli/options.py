@@ -15,8 +15,8 @@ from pathlib import Path
 
 from ..diffusion.losses import DiffusionConfig
 from ..models.dit import DiTConfig
+from ..train.config import TrainConfig
 from ..train.recipes import RECIPES
-from ..train.trainer import TrainConfig
 
 __all__ = [
     "TRAIN_OPTIONS",

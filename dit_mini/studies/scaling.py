@@ -34,7 +34,8 @@ from ..metrics.evaluation import evaluate_samples, feature_extractor
 from ..metrics.flops import gflops_report
 from ..models.dit import DiT, DiTConfig, dit_config
 from ..runtime import machine_info
-from ..train.trainer import derive_seed, fit
+from ..train.config import derive_seed
+from ..train.trainer import fit
 from .ttr import get_recipe
 
 __all__ = [

@@ -34,9 +34,10 @@ from ..metrics.classifier import score_samples
 from ..models.dit import DiT, dit_config
 from ..models.pretrained import load_pretrained
 from ..runtime import machine_info
+from ..train.config import TrainConfig, derive_seed
 from ..train.recipes import RECIPES as TRAIN_RECIPES
 from ..train.recipes import Recipe
-from ..train.trainer import TrainConfig, derive_seed, fit
+from ..train.trainer import fit
 from ..viz import save_image_grid
 
 __all__ = ["RECIPES", "get_recipe", "build_run", "evaluate", "run_ttr", "plot_ttr", "main"]

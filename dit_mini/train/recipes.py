@@ -27,7 +27,9 @@ from ..models.unet import UNET_PRESETS, UNet, unet_config
 from ..registry import load_model, read_config
 from ..runtime import close_distributed, dist_info, fast_mode, init_distributed, pick_device
 from ..viz import save_image_grid, save_loss_curve
-from .trainer import CHECKPOINT_NAME, EXPORT_NAME, TrainConfig, derive_seed, fit
+from .config import TrainConfig, derive_seed
+from .session import CHECKPOINT_NAME
+from .trainer import EXPORT_NAME, fit
 
 __all__ = [
     "Recipe",

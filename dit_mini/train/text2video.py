@@ -43,7 +43,8 @@ from ..models.video import VideoDiT, VideoDiTConfig
 from ..registry import load_model, read_config, save_model
 from ..runtime import cpu_name
 from ..storage import load_checkpoint
-from .trainer import TrainConfig, fit
+from .config import TrainConfig
+from .trainer import fit
 
 __all__ = [
     "eval_combos",
