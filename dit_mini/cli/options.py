@@ -1,5 +1,4 @@
-"""The options of the `dit-mini` subcommands, as tables that `dit_mini.cli.main` turns into
-argparse.
+"""The options of the `dit-mini` subcommands: tables that `dit_mini.cli.main` turns into argparse.
 
 Each row is (flag, type, default, help[, "required"]); type bool makes an on/off switch and
 "append" a repeatable option. The training and diffusion options are generated from the fields of

@@ -3,8 +3,7 @@
 The repository holds solution notebooks. In an exercise cell the solution sits between
 `### BEGIN SOLUTION` and `### END SOLUTION` lines (nbgrader's markers), and a later cell calls
 `dit_mini.course.exercises.check`. `make_student_notebook` replaces each solution by a stub chosen
-so
-that the student notebook still runs top to bottom, every check printing "not solved yet":
+so that the student notebook still runs top to bottom, every check printing "not solved yet":
 
 - markers indented inside a function body: the body becomes
   `raise NotImplementedError(...)`; `check` catches it when it calls the function.

@@ -10,8 +10,7 @@
   sampler against its number of steps, `loss_figure` a training loss curve.
 
 Every picture is a `matplotlib.figure.Figure` built without pyplot, like `dit_mini.course.widgets`,
-so
-a notebook's sliders only wire controls to these functions and the pictures are tested.
+so a notebook's sliders only wire controls to these functions and the pictures are tested.
 """
 
 from __future__ import annotations

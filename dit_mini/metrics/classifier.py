@@ -3,8 +3,7 @@
 Two numbers say whether a class-conditional generator works:
 - class accuracy: the fraction of samples asked for class k that the classifier calls class k;
 - a Frechet distance (FID, Heusel et al., arXiv 1706.08500, eq. 6; see `dit_mini.metrics.fid`)
-between
-  Gaussians fitted to the classifier's penultimate features of samples and of real relics.
+  between Gaussians fitted to the classifier's penultimate features of samples and of real relics.
   Finite sample sizes bias FID upwards, so every score also reports the real-vs-real floor: the
   distance between two disjoint real sets of the same size. A generator at the floor is as good
   as this ruler can tell.

@@ -1,14 +1,12 @@
 """Training the course's VAE: the loop (Adam on the negative ELBO, cosine decay) and its command.
 
 The VAE is not a denoiser, so it has its own short loop instead of `dit_mini.train.trainer.fit`;
-after
-training, its latent scale is measured and stored in the model (`dit_mini.models.latents`). The
-command
-`python -m dit_mini.train.train_vae` trains the shipped `assets/vae.safetensors` (see assets/vae.md)
-and reports held-out reconstruction MSE and PSNR.
+after training, its latent scale is measured and stored in the model (`dit_mini.models.latents`).
+The command `python -m dit_mini.train.train_vae` trains the shipped `assets/vae.safetensors` (see
+assets/vae.md) and reports held-out reconstruction MSE and PSNR.
 
-The model and its loss: `dit_mini.models.vae`. Taught in notebooks 10 (dream factory) and 11
-(forge).
+The model and its loss: `dit_mini.models.vae`. Taught in notebooks 10 (dream factory) and
+11 (forge).
 """
 
 from __future__ import annotations
@@ -54,9 +52,8 @@ def train_vae(
     then measure and store its latent scale.
 
     A VAE is not a denoiser, so it has this loop instead of `dit_mini.train.trainer.fit`. One
-    generator
-    seeded from `seed` shuffles the data (a fresh permutation every epoch), another draws the
-    reparameterisation noise: the same seed gives the same weights. The scale is measured on the
+    generator seeded from `seed` shuffles the data (a fresh permutation every epoch), another
+    draws the reparameterisation noise: the same seed gives the same weights. The scale is measured on the
     first `scale_images` training images. Returns the per-step 'loss', 'recon' and 'kl'.
 
     Shapes: data images (N, C, H, W) in [-1, 1].
