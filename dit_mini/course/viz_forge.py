@@ -8,8 +8,8 @@ matmuls grow with the square of the token count, the rest of the block linearly.
 
 This module measures those costs with the flop counter of `dit_mini.metrics.flops` (tokens
 and attention Gflops of a DiT, the VAE's encoder and decoder, the sampling cost of a whole sample,
-a sweep over image sizes), times training steps, decodes a latent sampling path into pixels, and draws the
-figures. Every picture is a `matplotlib.figure.Figure` built without pyplot, like
+a sweep over image sizes), times training steps, decodes a latent sampling path into pixels, and
+draws the figures. Every picture is a `matplotlib.figure.Figure` built without pyplot, like
 `dit_mini.course.widgets`, so the notebook's slider only wires controls to `forge_view`.
 
 Taught in notebook 11 (forge).

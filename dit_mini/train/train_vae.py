@@ -53,8 +53,9 @@ def train_vae(
 
     A VAE is not a denoiser, so it has this loop instead of `dit_mini.train.trainer.fit`. One
     generator seeded from `seed` shuffles the data (a fresh permutation every epoch), another
-    draws the reparameterisation noise: the same seed gives the same weights. The scale is measured on the
-    first `scale_images` training images. Returns the per-step 'loss', 'recon' and 'kl'.
+    draws the reparameterisation noise: the same seed gives the same weights. The scale is
+    measured on the first `scale_images` training images. Returns the per-step 'loss', 'recon'
+    and 'kl'.
 
     Shapes: data images (N, C, H, W) in [-1, 1].
     """
