@@ -21,7 +21,7 @@ def test_rows_are_well_formed_and_flags_unique(name):
     assert len(flags) == len(set(flags)), f"{name} repeats a flag"
     for flag, kind, _default, text, *rest in rows:
         assert flag.startswith("--") and flag == flag.lower(), flag
-        assert kind in (bool, "append", str, int, float, Path), (flag, kind)
+        assert kind in (bool, "append", "auto", str, int, float, Path), (flag, kind)
         assert text and not text.endswith("."), flag
         assert rest in ([], ["required"]), flag
 

@@ -1,9 +1,10 @@
 """The options of the `dit-mini` subcommands: tables that `dit_mini.cli.main` turns into argparse.
 
-Each row is (flag, type, default, help[, "required"]); type bool makes an on/off switch and
-"append" a repeatable option. The training and diffusion options are generated from the fields of
-`TrainConfig` and `DiffusionConfig` (`config_options`: name, type, default and the `help` text kept
-beside each field), so the command line and the Python API cannot drift apart.
+Each row is (flag, type, default, help[, "required"]); type bool makes an on/off switch,
+"append" a repeatable option and "auto" a switch that also takes the word auto. The training and
+diffusion options are generated from the fields of `TrainConfig` and `DiffusionConfig`
+(`config_options`: name, type, default and the `help` text kept beside each field), so the
+command line and the Python API cannot drift apart.
 """
 
 from __future__ import annotations
@@ -75,8 +76,9 @@ TRAIN_OPTIONS = [
      "assets/vae.safetensors); its samples are decoded with it"),
     ("--minutes", float, None, "also stop after this many minutes of training (the checkpoint "
      "is written; --resume continues)"),
-    ("--resume", bool, False, "continue the run saved in --out; it must have the same options, "
-     "except --steps, --checkpoint-every and --log-every"),
+    ("--resume", "auto", False, "continue the run saved in --out (it must have the same options, "
+     "except --steps, --checkpoint-every and --log-every); '--resume auto' continues a run if "
+     "there is one and starts one otherwise"),
 ]
 DEVICE_OPTIONS = [
     ("--device", str, None, "cpu, cuda, cuda:1 or mps (default: the best available)"),
@@ -160,6 +162,11 @@ def add_options(parser: argparse.ArgumentParser, options: list) -> None:
         extra = {"dest": dest} if dest else {}
         if kind is bool:
             parser.add_argument(flag, action="store_true", help=text, **extra)
+        elif kind == "auto":  # --flag (True), --flag auto ("auto"), or absent (the default)
+            parser.add_argument(
+                flag, nargs="?", const=True, default=default, choices=(True, "auto"),
+                metavar="auto", help=text, **extra,
+            )  # fmt: skip
         elif kind == "append":
             parser.add_argument(flag, action="append", default=default, help=text, **extra)
         else:

@@ -243,7 +243,7 @@ def quickstart(
         n_images=recipe.fast_n_images if fast else recipe.n_images,
         image_size=recipe.image_size,
         out=out,
-        resume=True,
+        resume="auto",
         device=device,
         quiet=quiet,
     )

@@ -19,13 +19,15 @@ from torch import nn
 
 from ..diffusion.guidance import drop_labels
 from ..runtime import autocast_context, dist_info, make_grad_scaler, pick_device
-from ..storage import CheckpointError, load_checkpoint, save_checkpoint
+from ..storage import CheckpointError, load_checkpoint, remove_stale_temporaries, save_checkpoint
 from .config import TrainConfig, batch_indices, derive_seed, resolve_dropout
 from .resume import RESUMABLE_FIELDS, config_diff, describe_for_run, with_new_defaults
 
 __all__ = ["CHECKPOINT_NAME", "TrainingDiverged", "TrainingSession", "make_adamw"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
+# A loss this many times its first steps' mean means the run diverged (e.g. --lr 1e10).
+DIVERGE_FACTOR, DIVERGE_WINDOW = 100.0, 10
 
 
 class TrainingDiverged(RuntimeError):
@@ -129,9 +131,27 @@ class TrainingSession:
         self.gens["labels"].manual_seed(derive_seed(self.config.seed, "labels"))
         self.gens["noise"].manual_seed(derive_seed(self.config.seed, "noise", rank))
 
-    def open(self, resume: bool) -> None:
-        """Start fresh, or load the checkpoint in the output folder when resuming."""
+    def open(self, resume: bool | str) -> None:
+        """Start fresh, or load the checkpoint in the output folder when resuming.
+
+        `resume` False: the folder must hold no run; True: it must hold one; 'auto': continue a
+        run if there is one, else start. Temporary files of a killed writer are removed first.
+        """
+        if resume not in (False, True, "auto"):
+            raise ValueError(f"resume must be False, True or 'auto'; got {resume!r}")
+        if self.path is not None and self.path.parent.is_dir():
+            remove_stale_temporaries(self.path.parent)
         if self.path is None or not self.path.exists():
+            if resume is True:
+                where = (
+                    "no output folder was given"
+                    if self.path is None
+                    else (f"there is no {CHECKPOINT_NAME} in {self.path.parent}")
+                )
+                raise CheckpointError(
+                    f"cannot resume: {where}; check the folder name, drop --resume to start a "
+                    "new run, or pass --resume auto to continue a run only if there is one"
+                )
             return
         if not resume:
             raise CheckpointError(
@@ -211,14 +231,24 @@ class TrainingSession:
             value = value / self.info.world_size
         return float(value)
 
+    def exploding(self, value: float) -> bool:
+        """True when the loss is far above where the run started (lr far too high): more than
+        DIVERGE_FACTOR times the mean of its first DIVERGE_WINDOW steps."""
+        if len(self.history) < DIVERGE_WINDOW:
+            return False
+        start = sum(self.history[:DIVERGE_WINDOW]) / DIVERGE_WINDOW
+        return value > DIVERGE_FACTOR * max(start, 1e-8)
+
     def diverged(self, value: float) -> TrainingDiverged:
         where = (
             f"the last good checkpoint is {self.path} (step {self.saved_step})"
             if self.saved_step is not None
             else "no checkpoint was written yet"
         )
+        start = sum(self.history[:DIVERGE_WINDOW]) / max(1, len(self.history[:DIVERGE_WINDOW]))
         return TrainingDiverged(
-            f"the loss became {value} at step {self.step + 1}; {where}. Lower the learning "
+            f"the loss became {value:.4g} at step {self.step + 1} (it started near {start:.3g}): "
+            f"training diverged and its samples would be noise; {where}. Lower the learning "
             "rate (--lr), add warm-up steps or gradient clipping, or check the data for NaNs"
         )
 
@@ -230,7 +260,7 @@ class TrainingSession:
         with autocast_context(self.device):
             loss = self.loss_fn(self.net, x0, y, self.gens["noise"], **extra)
         value = self.global_loss(loss)
-        if not math.isfinite(value):
+        if not math.isfinite(value) or self.exploding(value):
             raise self.diverged(value)
         # 2. Backward (scaled in float16), clip, AdamW step at this step's learning rate.
         for group in self.opt.param_groups:

@@ -24,8 +24,11 @@ Taught in notebook 03 (clearing the fog); used by every notebook that trains.
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +41,7 @@ from ..storage import save_tensors
 from .config import TrainConfig
 from .session import TrainingSession
 
-__all__ = ["EXPORT_NAME", "TrainResult", "fit"]
+__all__ = ["EXPORT_NAME", "TrainResult", "TrainingInterrupted", "fit"]
 
 EXPORT_NAME = "ema.safetensors"
 
@@ -54,6 +57,41 @@ class TrainResult:
     seconds: float
     images_per_second: float
     checkpoint: Path | None = None
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped `fit` at the end of a step, after the run was saved.
+
+    `result` holds the TrainResult up to that step; the message says how to continue."""
+
+    def __init__(self, message: str, result: TrainResult):
+        super().__init__(message)
+        self.result = result
+
+
+@contextlib.contextmanager
+def _stop_at_step_end() -> Iterator[dict]:
+    """While training, the first SIGINT (Ctrl-C) or SIGTERM (timeout, Slurm, Colab) only asks
+    the loop to stop after the current step; the handlers are then restored, so a second one
+    stops at once. Outside the main thread (no signals there) nothing changes."""
+    asked: dict = {"signal": None}
+    if threading.current_thread() is not threading.main_thread():
+        yield asked
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def ask(signum, frame):
+        asked["signal"] = signal.Signals(signum).name
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+    for s in previous:
+        signal.signal(s, ask)
+    try:
+        yield asked
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _export(ema: nn.Module, path: Path, run_config: dict) -> None:
@@ -95,8 +133,9 @@ def fit(
     bar = tqdm(total=config.steps, initial=run.step, disable=not show, desc="train", unit="step")
     first, start = run.step, time.perf_counter()
     model.train()
-    try:
-        while run.step < config.steps:
+    with _stop_at_step_end() as asked, contextlib.ExitStack() as closing:
+        closing.callback(bar.close)
+        while run.step < config.steps and not asked["signal"]:
             loss = run.train_step()
             bar.update(1)
             if run.step % config.log_every == 0 or run.step == config.steps:
@@ -106,20 +145,20 @@ def fit(
                 run.save()
             if callback is not None and callback(run.step, loss):
                 break
-    finally:
-        bar.close()
     seconds = time.perf_counter() - start
     if run.saved_step != run.step:
         run.save()
     if run.path is not None and run.info.is_main:
         _export(run.ema, run.path.parent / EXPORT_NAME, run.run_config)
     images = (run.step - first) * config.batch_size
-    return TrainResult(
-        model,
-        run.ema,
-        run.history,
-        run.step,
-        seconds,
-        images / seconds if seconds else 0.0,
+    result = TrainResult(
+        model, run.ema, run.history, run.step, seconds, images / seconds if seconds else 0.0,
         run.path,
-    )
+    )  # fmt: skip
+    if asked["signal"]:
+        saved = f"saved {run.path}" if run.path is not None else "nothing saved (no out_dir)"
+        raise TrainingInterrupted(
+            f"{asked['signal']} stopped training after step {run.step}; {saved}; continue "
+            "with resume=True (--resume)", result
+        )  # fmt: skip
+    return result
