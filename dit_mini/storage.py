@@ -18,10 +18,12 @@ Models are saved and loaded by kind through `dit_mini.models.registry`, which bu
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import pickle
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -37,6 +39,7 @@ __all__ = [
     "CheckpointError",
     "cache_dir",
     "atomic_write",
+    "check_writable",
     "remove_stale_temporaries",
     "tensor_checksum",
     "CHECKPOINT_VERSION",
@@ -72,7 +75,8 @@ def cache_dir() -> Path:
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
     """Call `write(f)` on a temporary binary file beside `path`, fsync it, rename it to `path`.
 
-    On any failure (a full disk, Ctrl-C) the temporary file is removed and `path` is untouched.
+    On any failure (a full disk, Ctrl-C) the temporary file is removed and `path` is untouched;
+    a full disk is reported as a CheckpointError that says the previous file survived.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,9 +87,39 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        kept = f"the previous {path.name} is intact" if path.exists() else "nothing was written"
+        raise CheckpointError(
+            f"the disk is full: could not write {path}; {kept}. Free some disk and resume"
+        ) from error
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def check_writable(folder: str | Path, need_bytes: int = 0) -> None:
+    """Fail now, with the fix, when `folder` cannot take a file of `need_bytes` (read-only, not
+    a folder, or too little free disk), rather than after a long run at its first save."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise CheckpointError(f"{folder} is a file, not a folder; choose another output folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test{TMP_MARK}{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise CheckpointError(
+            f"cannot write in {folder} ({error.strerror}); choose a writable output folder"
+        ) from error
+    free = shutil.disk_usage(folder).free
+    if free < need_bytes:
+        raise CheckpointError(
+            f"{folder} has {free / 2**20:.0f} MiB free but one checkpoint needs about "
+            f"{need_bytes / 2**20:.0f} MiB; free some disk or choose another output folder"
+        )
 
 
 def remove_stale_temporaries(folder: str | Path) -> list[Path]:

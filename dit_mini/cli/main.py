@@ -28,11 +28,12 @@ from ..course.notebooks import grade_notebook, make_student_notebooks
 from ..metrics.evaluation import evaluate_samples, load_samples
 from ..metrics.flops import format_table, gflops_report
 from ..runtime import dist_info
+from ..storage import check_writable
 from ..studies.bench import format_report, run_benchmark
 from ..studies.ttr import main as ttr_main
 from ..train.recipes import RECIPES, quickstart, sample_images, train_from_options
 from ..train.session import TrainingDiverged
-from ..train.trainer import EXPORT_NAME
+from ..train.trainer import EXPORT_NAME, TrainingInterrupted
 from ..viz import save_image_grid
 from .options import (
     BENCH_OPTIONS,
@@ -132,10 +133,18 @@ def _sample_cmd(args: argparse.Namespace) -> int:
 
 
 def _train_cmd(args: argparse.Namespace) -> int:
+    if args.minutes is not None and not args.minutes > 0:
+        raise ValueError(f"--minutes {args.minutes}: give a positive training budget in minutes")
+    if args.checkpoint_every < 1:
+        raise ValueError(
+            f"--checkpoint-every {args.checkpoint_every}: write a checkpoint every K >= 1 steps "
+            "(a checkpoint is always written at the end; a large K writes few)"
+        )
     if args.out is None:
         args.out = Path("runs") / re.sub(
             r"[^A-Za-z0-9_.-]+", "-", f"{args.preset}-{Path(args.data).name}"
         )
+    check_writable(args.out)  # before the data is built: a read-only --out fails at once
     budget = None if args.minutes is None else 60 * args.minutes
     result = train_from_options(args, budget_s=budget)
     if dist_info().is_main and not args.quiet:
@@ -157,6 +166,12 @@ def _gflops_cmd(args: argparse.Namespace) -> int:
 
 def _course_cmd(args: argparse.Namespace) -> int:
     if args.action == "student":
+        if args.src.is_dir() and args.dst.exists() and not args.dst.is_dir():
+            raise ValueError(
+                f"{args.dst} is a file; the student copies of the folder {args.src} need a "
+                "folder: pass a folder name as DST"
+            )
+        check_writable(args.dst if args.dst.suffix != ".ipynb" else args.dst.parent)
         for path in make_student_notebooks(args.src, args.dst):
             print(f"wrote {path}")
         return 0
@@ -268,9 +283,39 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingDiverged as error:
         print(f"dit-mini: error: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("dit-mini: interrupted; continue a training run with --resume", file=sys.stderr)
+    except TrainingInterrupted as stop:
+        print(f"dit-mini: {stop}", file=sys.stderr)
+        print(f"dit-mini: continue with: {_resume_command(args, argv)}", file=sys.stderr)
         return 130
+    except KeyboardInterrupt:
+        print(
+            "dit-mini: stopped at once; the last checkpoint written (if any) is intact and a "
+            "training run continues from it with --resume",
+            file=sys.stderr,
+        )
+        return 130
+    except OSError as error:  # a read-only folder, a full disk, ...
+        where = f" {error.filename}" if error.filename else ""
+        print(
+            f"dit-mini: error: cannot write{where}: {error.strerror or error}; choose a writable "
+            "folder with free space",
+            file=sys.stderr,
+        )
+        return 2
+
+
+def _resume_command(args: argparse.Namespace, argv: list[str] | None) -> str:
+    """The command line that continues the interrupted run."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    if args.command == "quickstart":
+        return "dit-mini " + " ".join(words)  # the quickstart resumes by itself
+    after_resume = {i + 1 for i, w in enumerate(words) if w == "--resume"}
+    kept = [
+        w
+        for i, w in enumerate(words)
+        if w != "--resume" and not (i in after_resume and w == "auto")
+    ]
+    return "dit-mini " + " ".join(kept) + " --resume"
 
 
 if __name__ == "__main__":

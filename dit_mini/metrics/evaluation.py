@@ -156,7 +156,13 @@ def load_samples(path: str | Path) -> tuple[torch.Tensor, torch.Tensor | None]:
         raise FileNotFoundError(
             f"no samples file at {path}; write one with `dit-mini sample --save-samples`"
         )
-    obj = torch.load(path, weights_only=True)
+    try:
+        obj = torch.load(path, weights_only=True)
+    except Exception as error:  # text, images, a damaged file: all fail somewhere in torch.load
+        raise ValueError(
+            f"{path} is not a samples file (torch.load says: {str(error).splitlines()[0][:120]}); "
+            "write one with `dit-mini sample --save-samples FILE.pt`"
+        ) from error
     images = obj.get("images") if isinstance(obj, dict) else obj
     labels = obj.get("labels") if isinstance(obj, dict) else None
     if not isinstance(images, torch.Tensor) or images.dim() != 4:

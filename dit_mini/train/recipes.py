@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import math
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -193,6 +194,15 @@ def sample_images(
 
     Shapes: -> images (n, C, H, W) in [-1, 1], labels (n,) or None.
     """
+    if int(n) < 1 or int(batch) < 1 or int(steps) < 1:
+        raise ValueError(
+            f"n={n}, batch={batch} and steps={steps} must all be >= 1 (--n, --batch-size, --steps)"
+        )
+    if not math.isfinite(cfg_scale) or cfg_scale < 0:
+        raise ValueError(
+            f"cfg_scale={cfg_scale} is not a usable guidance scale; use a finite number >= 0 "
+            "(1 = no guidance, 2 to 4 sharpen class features)"
+        )
     device = pick_device(device)
     config = read_config(checkpoint)
     model = load_model(checkpoint, device=device)
@@ -247,7 +257,11 @@ def quickstart(
         device=device,
         quiet=quiet,
     )
-    train_args.steps = steps or (recipe.fast_steps if fast else cfg.steps)
+    if steps is not None and steps < 1:
+        raise ValueError(f"steps={steps}: train at least 1 step (or leave it out for the recipe's)")
+    if minutes is not None and not minutes > 0:
+        raise ValueError(f"minutes={minutes}: give a positive training budget in minutes")
+    train_args.steps = steps if steps is not None else (recipe.fast_steps if fast else cfg.steps)
     start = time.perf_counter()
     minutes = minutes if minutes is not None else recipe.minutes
     result = train_from_options(train_args, budget_s=60 * minutes)

@@ -19,15 +19,22 @@ from torch import nn
 
 from ..diffusion.guidance import drop_labels
 from ..runtime import autocast_context, dist_info, make_grad_scaler, pick_device
-from ..storage import CheckpointError, load_checkpoint, remove_stale_temporaries, save_checkpoint
+from ..storage import (
+    CheckpointError,
+    check_writable,
+    load_checkpoint,
+    remove_stale_temporaries,
+    save_checkpoint,
+)
 from .config import TrainConfig, batch_indices, derive_seed, resolve_dropout
 from .resume import RESUMABLE_FIELDS, config_diff, describe_for_run, with_new_defaults
 
 __all__ = ["CHECKPOINT_NAME", "TrainingDiverged", "TrainingSession", "make_adamw"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
-# A loss this many times its first steps' mean means the run diverged (e.g. --lr 1e10).
-DIVERGE_FACTOR, DIVERGE_WINDOW = 100.0, 10
+# The mean loss of the last DIVERGE_WINDOW steps above DIVERGE_FACTOR times the loss of the first
+# step (the untrained network's) means the run diverged (e.g. --lr 1e10); training loss only falls.
+DIVERGE_FACTOR, DIVERGE_WINDOW = 100.0, 5
 
 
 class TrainingDiverged(RuntimeError):
@@ -104,6 +111,9 @@ class TrainingSession:
             **(run_config or {}),
         }
         self.path = Path(out_dir) / CHECKPOINT_NAME if out_dir is not None else None
+        if self.path is not None and self.info.is_main:  # fail now, not at the first save
+            n_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+            check_writable(self.path.parent, need_bytes=5 * n_bytes)  # model, EMA, AdamW x2, ...
         self.saved_step: int | None = None
         self.net = model
         if self.info.distributed:
@@ -232,12 +242,12 @@ class TrainingSession:
         return float(value)
 
     def exploding(self, value: float) -> bool:
-        """True when the loss is far above where the run started (lr far too high): more than
-        DIVERGE_FACTOR times the mean of its first DIVERGE_WINDOW steps."""
+        """True when the loss is far above where the run started (lr far too high): the mean of
+        the last DIVERGE_WINDOW steps, this one included, above DIVERGE_FACTOR x the first loss."""
         if len(self.history) < DIVERGE_WINDOW:
             return False
-        start = sum(self.history[:DIVERGE_WINDOW]) / DIVERGE_WINDOW
-        return value > DIVERGE_FACTOR * max(start, 1e-8)
+        recent = (sum(self.history[1 - DIVERGE_WINDOW :]) + value) / DIVERGE_WINDOW
+        return recent > DIVERGE_FACTOR * max(self.history[0], 1e-8)
 
     def diverged(self, value: float) -> TrainingDiverged:
         where = (
@@ -245,7 +255,7 @@ class TrainingSession:
             if self.saved_step is not None
             else "no checkpoint was written yet"
         )
-        start = sum(self.history[:DIVERGE_WINDOW]) / max(1, len(self.history[:DIVERGE_WINDOW]))
+        start = self.history[0] if self.history else float("nan")
         return TrainingDiverged(
             f"the loss became {value:.4g} at step {self.step + 1} (it started near {start:.3g}): "
             f"training diverged and its samples would be noise; {where}. Lower the learning "
