@@ -50,7 +50,9 @@ __all__ = ["build_parser", "main"]
 
 
 def _quickstart_cmd(args: argparse.Namespace) -> int:
-    run = quickstart(args.out, args.minutes, args.steps, args.recipe, args.device, args.quiet)
+    run = quickstart(
+        args.out, args.minutes, args.steps, args.recipe, args.device, args.quiet, args.threads
+    )
     result, batch = run["result"], RECIPES[args.recipe].train.batch_size
     print(
         f"quickstart done in {run['seconds'] / 60:.1f} min: {result.step} steps of {batch} "
@@ -99,7 +101,7 @@ def _fid_cmd(args: argparse.Namespace) -> int:
     else:
         images, labels = sample_images(
             args.checkpoint, args.n, args.sampler, args.steps, args.cfg_scale, None, args.seed,
-            args.device, args.batch_size,
+            args.device, args.batch_size, threads=args.threads,
         )  # fmt: skip
     result = evaluate_samples(images, args.features, args.dataset, args.n_reference, labels=labels)
     if args.json:
@@ -119,7 +121,7 @@ def _fid_cmd(args: argparse.Namespace) -> int:
 def _sample_cmd(args: argparse.Namespace) -> int:
     images, y = sample_images(
         args.checkpoint, args.n, args.sampler, args.steps, args.cfg_scale, args.label, args.seed,
-        args.device, args.batch_size,
+        args.device, args.batch_size, threads=args.threads,
     )  # fmt: skip
     nrow = args.nrow or (
         -(-args.n // int(y.max() + 1)) if y is not None and args.label is None else None

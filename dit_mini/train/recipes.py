@@ -11,6 +11,7 @@ Used by the `dit-mini` command line (`dit_mini.cli.main`) and notebook 00 (bonfi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import math
 import time
@@ -27,6 +28,7 @@ from ..models.pretrained import assets_dir
 from ..models.unet import UNET_PRESETS, UNet, unet_config
 from ..registry import load_model, read_config
 from ..runtime import close_distributed, dist_info, fast_mode, init_distributed, pick_device
+from ..threads import fastest_threads, requested_threads, thread_candidates
 from ..viz import save_image_grid, save_loss_curve
 from .config import TrainConfig, derive_seed
 from .session import CHECKPOINT_NAME
@@ -155,6 +157,7 @@ def train_from_options(args: argparse.Namespace, budget_s: float | None = None):
             quiet=args.quiet or not info.is_main,
             callback=out_of_time if budget_s is not None else None,
             run_config=run_config,
+            threads=getattr(args, "threads", None),
         )
     finally:
         close_distributed()
@@ -186,7 +189,7 @@ def _decoder(config: dict, device, vae_path=None):
 
 def sample_images(
     checkpoint, n, sampler=None, steps=50, cfg_scale=1.0, label=None, seed=0, device=None,
-    batch=256, vae=None,
+    batch=256, vae=None, threads=None,
 ):  # fmt: skip
     """Draw n samples from a checkpoint or export, one class per grid row when conditional.
 
@@ -219,8 +222,11 @@ def sample_images(
     elif num_classes:
         y = torch.arange(n) // -(-n // num_classes)  # equal blocks of consecutive classes
     generator = torch.Generator().manual_seed(seed)
-    chunks = []
-    with torch.no_grad():
+    chunks, saved_threads = [], torch.get_num_threads()
+    with torch.no_grad(), contextlib.ExitStack() as stack:
+        if device.type == "cpu":
+            stack.callback(torch.set_num_threads, saved_threads)
+            _choose_sampling_threads(model, config["model"], min(batch, n), y, threads)
         for lo in range(0, n, batch):
             yb = None if y is None else y[lo : lo + batch]
             x = generate(
@@ -231,6 +237,19 @@ def sample_images(
     return torch.cat(chunks).clamp(-1, 1), y
 
 
+def _choose_sampling_threads(model, described: dict, batch: int, y, threads) -> None:
+    """The fixed thread count, or the fastest one for this model and batch right now."""
+    fixed = requested_threads(threads)
+    if fixed is not None:
+        torch.set_num_threads(fixed)
+        return
+    size, channels = described.get("input_size", 32), described.get("in_channels", 3)
+    x = torch.zeros(batch, channels, size, size)
+    t = torch.full((batch,), 500, dtype=torch.long)
+    yb = None if y is None else y[:batch]
+    fastest_threads(lambda: model(x, t, yb), thread_candidates(torch.get_num_threads()), repeats=1)
+
+
 def quickstart(
     out: str | Path = "quickstart",
     minutes: float | None = None,
@@ -238,6 +257,7 @@ def quickstart(
     recipe: str = "quickstart",
     device: str | None = None,
     quiet: bool = False,
+    threads: int | None = None,
 ) -> dict:
     """Train a recipe's model for a few minutes (continuing a run saved in `out`), then write a
     sample grid with a row per class, a loss curve and the checkpoint; returns their paths."""
@@ -256,6 +276,7 @@ def quickstart(
         resume="auto",
         device=device,
         quiet=quiet,
+        threads=threads,
     )
     if steps is not None and steps < 1:
         raise ValueError(f"steps={steps}: train at least 1 step (or leave it out for the recipe's)")
@@ -270,7 +291,7 @@ def quickstart(
     images, _ = sample_images(
         out / CHECKPOINT_NAME, per_class * len(classes), recipe.sampler,
         recipe.fast_sample_steps if fast else recipe.sample_steps, recipe.cfg_scale,
-        seed=cfg.seed, device=device,
+        seed=cfg.seed, device=device, threads=threads,
     )  # fmt: skip
     grid = save_image_grid(images, out / "samples.png", nrow=per_class, row_labels=classes)
     curve = save_loss_curve(

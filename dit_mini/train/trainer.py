@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from ..registry import kind_of, save_model
 from ..storage import save_tensors
+from ..threads import ThreadTuner, requested_threads
 from .config import TrainConfig
 from .session import TrainingSession
 
@@ -57,6 +58,7 @@ class TrainResult:
     seconds: float
     images_per_second: float
     checkpoint: Path | None = None
+    threads: int | None = None  # the torch thread count the run ended with
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -114,6 +116,7 @@ def fit(
     quiet: bool = False,
     callback: Callable[[int, float], bool | None] | None = None,
     run_config: dict | None = None,
+    threads: int | None = None,
 ) -> TrainResult:
     """Train `model` on `data` with `loss_fn(model, x0, y, generator)`; see the module docstring.
 
@@ -122,7 +125,9 @@ def fit(
     the end) and the EMA weights to out_dir/ema.safetensors; `resume=True` continues the run found
     there. `callback(step, loss)` runs after every step; returning True stops early (the run is
     then saved). `run_config` (plain data, e.g. the diffusion config) is stored in checkpoints and
-    must match when resuming.
+    must match when resuming. On the CPU the torch thread count is measured and chosen while
+    training (`dit_mini.threads`); `threads` (or $DIT_MINI_THREADS) fixes it, which also makes
+    runs repeat bit for bit.
 
     Shapes: data images (N, C, H, W) in [-1, 1], labels (N,).
     """
@@ -133,10 +138,18 @@ def fit(
     bar = tqdm(total=config.steps, initial=run.step, disable=not show, desc="train", unit="step")
     first, start = run.step, time.perf_counter()
     model.train()
+    fixed = requested_threads(threads)
+    tuner = ThreadTuner(
+        fixed if run.device.type == "cpu" else torch.get_num_threads(), quiet=not show
+    )
     with _stop_at_step_end() as asked, contextlib.ExitStack() as closing:
         closing.callback(bar.close)
+        closing.callback(tuner.close)
         while run.step < config.steps and not asked["signal"]:
+            tuner.before_step()
+            tic = time.perf_counter()
             loss = run.train_step()
+            tuner.after_step(time.perf_counter() - tic)
             bar.update(1)
             if run.step % config.log_every == 0 or run.step == config.steps:
                 recent = run.history[-config.log_every :]
@@ -153,7 +166,7 @@ def fit(
     images = (run.step - first) * config.batch_size
     result = TrainResult(
         model, run.ema, run.history, run.step, seconds, images / seconds if seconds else 0.0,
-        run.path,
+        run.path, tuner.chosen,
     )  # fmt: skip
     if asked["signal"]:
         saved = f"saved {run.path}" if run.path is not None else "nothing saved (no out_dir)"
