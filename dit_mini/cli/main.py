@@ -31,6 +31,7 @@ from ..runtime import dist_info
 from ..storage import check_writable
 from ..studies.bench import format_report, run_benchmark
 from ..studies.ttr import main as ttr_main
+from ..studies.under_load import format_under_load, under_load
 from ..train.recipes import RECIPES, quickstart, sample_images, train_from_options
 from ..train.session import TrainingDiverged
 from ..train.trainer import EXPORT_NAME, TrainingInterrupted
@@ -72,6 +73,13 @@ def _bench_cmd(args: argparse.Namespace) -> int:
         ttr_main(argv + (["--threads", str(args.threads)] if args.threads else []))
         return 0
 
+    if args.under_load is not None:
+        result = under_load(args.under_load, seconds=args.load_seconds)
+        if args.out:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps(result, indent=2))
+        print(json.dumps(result, indent=2) if args.json else format_under_load(result))
+        return 0
     presets = tuple(args.preset or ("tiny", "DiT-S/4"))
     result = run_benchmark(
         presets=presets,
@@ -228,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
         "measure training speed, or time to recognizable relics",
         "'speed' (default) measures, in one run, this machine's fp32 matmul rate, the training "
         "images/s and achieved GFLOP/s of each preset with its fraction of the matmul rate, and "
-        "DDPM/DDIM sampling images/s; 'ttr' trains a recipe on Relics for --minutes and records "
+        "DDPM/DDIM sampling images/s (--under-load K: training speed with K busy processes "
+        "beside it); 'ttr' trains a recipe on Relics for --minutes and records "
         "class accuracy and FID against wall-clock (ttr.json, ttr.png, samples.png).",
         BENCH_OPTIONS,
     )

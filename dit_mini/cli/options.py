@@ -132,6 +132,9 @@ QUICKSTART_OPTIONS = [
     *DEVICE_OPTIONS,
 ]
 BENCH_OPTIONS = [
+    ("--under-load", int, None, "speed: instead, train the quickstart recipe idle and with K busy "
+     "processes beside it, with the trainer's thread choice and with fixed 1 and N threads"),
+    ("--load-seconds", float, 20.0, "--under-load: seconds of training per row"),
     ("--preset", "append", None, "DiT preset to time; repeat for several (default: tiny and "
      "DiT-S/4; the first one is also timed sampling)"),
     ("--batch-size", int, 64, "batch size of the training and sampling steps"),
