@@ -34,6 +34,7 @@ __all__ = [
 
 THREADS_ENV = "DIT_MINI_THREADS"
 PROBE_STEPS = 3  # timed steps per candidate (the first step of a run is a warm-up, not timed)
+GIVE_UP = 2.0  # a candidate whose step takes this many times the best one is dropped at once
 SLOWDOWN = 1.6  # re-measure when recent steps take this many times the chosen step time
 RECHECK_EVERY = 50  # steps between two measurements at least
 
@@ -113,7 +114,11 @@ class ThreadTuner:
         if self.step == 1 or self.fixed is not None:
             return
         if self.queue:
-            self.times[self.queue.pop(0)].append(seconds)
+            n = self.queue.pop(0)
+            self.times[n].append(seconds)
+            done = [min(ts) for m, ts in self.times.items() if m != n and len(ts) == PROBE_STEPS]
+            if done and seconds > GIVE_UP * min(done):  # hopeless: do not pay for more steps
+                self.queue = [m for m in self.queue if m != n]
             if not self.queue:
                 self._choose()
             return
