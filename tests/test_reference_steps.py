@@ -17,10 +17,10 @@ so the comparisons are exact up to float64 rounding.
 
 Mutation check (run by hand on a scratch copy of dit_mini with tests/test_reference_steps.py,
 test_guidance.py, test_samplers.py, test_diffusion.py and test_schedules.py; never committed): each
-one-line bug below makes the named tests fail; all 90 of those tests pass on the real code.
+one-line bug below makes the named tests fail; all 105 of those tests pass on the real code.
 
 - DDIM without its eta noise (`x_prev + 0.0 * randn(...)`, or sigma = 0 * ...):
-  test_ddim_step_matches_reference (24 cases), test_ddim_sample_loop_matches_reference.
+  test_ddim_step_matches_reference (its 24 eta > 0 cases), test_ddim_sample_loop_matches_reference.
 - min-SNR weight for v-prediction min(SNR, gamma) / SNR instead of / (SNR + 1):
   test_min_snr_weights_match_formulas[v-*] (2 cases).
 - logit-normal flow times without the sigmoid: test_logit_normal_times_quantiles
@@ -30,7 +30,8 @@ one-line bug below makes the named tests fail; all 90 of those tests pass on the
   test_ddpm_sample_loop_matches_reference.
 - Heun without its second stage: test_heun_is_second_order.
 - (guidance, test_guidance.py) cond and uncond halves of the batched pass swapped:
-  test_guided_equals_separate_passes_at_every_scale, test_scale_one_equals_conditional_output,
+  test_guided_output_is_uncond_plus_scale_times_the_difference (4 scales),
+  test_scale_one_equals_conditional_output,
   test_guides_all_channels_and_passes_learned_sigma.
 """
 
@@ -179,7 +180,7 @@ def test_ddpm_step_matches_reference(schedule_name, kind, learned_sigma, clip):
 
 @pytest.mark.parametrize("schedule_name", ["linear", "cosine"])
 @pytest.mark.parametrize("kind", ["eps", "x0", "v"])
-@pytest.mark.parametrize("eta", [0.3, 1.0])
+@pytest.mark.parametrize("eta", [0.0, 0.3, 1.0])
 @pytest.mark.parametrize("clip", [True, False])
 def test_ddim_step_matches_reference(schedule_name, kind, eta, clip):
     s, ref = make_schedule(schedule_name, 1000), RefDiffusion(ref_betas(schedule_name, 1000))
