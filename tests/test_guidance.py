@@ -29,6 +29,30 @@ def test_guided_output_is_uncond_plus_scale_times_the_difference(scale):
     assert not torch.allclose(cond, uncond, atol=1e-3)  # the label matters, so the test can fail
 
 
+def _separate_passes(model, x, t, y):
+    """The conditional and the unconditional (null-label) outputs, each from its own call."""
+    cond = model(x, t, y)
+    uncond = model(x, t, torch.full_like(y, model.null_class))
+    return cond, uncond
+
+
+def test_scale_one_equals_conditional_output():
+    """Scale 1 gives the conditional output, both through the wrapper and on the guidance line.
+
+    The wrapper returns model(x, t, y) at scale 1 without a second pass, so the line through the
+    guided outputs at scales 0 and 2 (which do run the batched cond/uncond pass) must also cross
+    the separately computed conditional output at 1.
+    """
+    model = _random_dit()
+    x, t, y = torch.randn(2, 3, 16, 16), torch.tensor([10, 500]), torch.tensor([1, 2])
+    cond, uncond = _separate_passes(model, x, t, y)
+    assert torch.allclose(guided(model, 1.0)(x, t, y), cond, atol=1e-6)
+    midpoint = (guided(model, 0.0)(x, t, y) + guided(model, 2.0)(x, t, y)) / 2
+    assert torch.allclose(midpoint, cond, atol=1e-5)
+    assert not torch.allclose(midpoint, uncond, atol=1e-3)
+    assert torch.allclose(combine_guidance(cond, uncond, 1.0, 3), cond, atol=1e-6)
+
+
 def test_guides_all_channels_and_passes_learned_sigma():
     model = _random_dit(in_channels=4, learn_sigma=True)
     x, t, y = torch.randn(2, 4, 16, 16), torch.tensor([10, 500]), torch.tensor([1, 2])
