@@ -11,7 +11,7 @@ OPTIONS = ["it halves", "it quadruples", "it stays the same"]
 
 
 def ask(answer=1):
-    return quiz("Halve the patch: the tokens?", OPTIONS, answer, "L = (H/P)^2.", display=False)
+    return quiz("Halve the patch: the tokens?", OPTIONS, answer, "L = (H/P)^2.")
 
 
 def test_a_right_pick_lights_the_bonfire_and_explains():
@@ -49,7 +49,7 @@ def test_an_answer_that_is_not_an_option_is_refused(answer):
 
 def test_one_option_is_not_a_question():
     with pytest.raises(ValueError, match="at least two options"):
-        quiz("?", ["yes"], 0, "", display=False)
+        quiz("?", ["yes"], 0, "")
 
 
 def test_the_widget_holds_question_choices_button_and_feedback():
@@ -71,6 +71,7 @@ def test_without_ipywidgets_the_question_is_static_html_with_the_answer_folded(m
     monkeypatch.setattr(builtins, "__import__", no_widgets)
     monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
     q = quiz("Halve the patch: the tokens?", OPTIONS, 1, "L = (H/P)^2.")
+    q._ipython_display_()  # what IPython calls when the quiz ends a cell
     assert q.widget is None and q.pick("it quadruples").startswith("Bonfire lit")
     (html,) = [obj.data for obj in shown]
     before, folded = html.split("<details>")
@@ -81,3 +82,12 @@ def test_without_ipywidgets_the_question_is_static_html_with_the_answer_folded(m
 def test_static_html_escapes_markup():
     html = quiz_module.static_quiz_html("a < b?", ["<x>", "y"], 0, "because")
     assert "<x>" not in html and "&lt;x&gt;" in html
+
+
+def test_the_quiz_shows_its_widget_and_its_repr_hides_the_answer(monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
+    q = ask()
+    q._ipython_display_()
+    assert shown == [q.widget]
+    assert "L = (H/P)^2." not in repr(q) and "answer" not in repr(q)

@@ -8,7 +8,9 @@ exist in both ipywidgets 7.7.1 (Colab's) and ipywidgets 8 are used (`RadioButton
 shown as static HTML whose answer hides in a collapsed `<details>` block, so that a notebook read
 on GitHub or in a viewer without widgets still quizzes its reader.
 
-Every notebook 00 to 13 ends with three of these (see notebooks/README.md).
+A notebook shows a quiz by leaving it as the last expression of a cell (or with `display(q)`):
+the returned `Quiz` draws itself through IPython's `_ipython_display_` hook, so its answer never
+appears as a printed repr. Every notebook 00 to 13 ends with three of these, one per cell.
 """
 
 from __future__ import annotations
@@ -45,8 +47,8 @@ class Quiz:
 
     question: str
     options: list[str]
-    answer: int
-    why: str
+    answer: int = field(repr=False)
+    why: str = field(repr=False)
     wrong_tries: int = 0
     solved: bool = False
     widget: object | None = field(default=None, repr=False)
@@ -68,6 +70,15 @@ class Quiz:
             return f"{WRONG} The answer is {self.options[self.answer]!r}: {self.why}"
         return f"{WRONG} Read the options again and try once more."
 
+    def _ipython_display_(self) -> None:
+        """Show the widget, or the static HTML where ipywidgets is missing."""
+        from IPython.display import HTML, display
+
+        if self.widget is None:
+            display(HTML(static_quiz_html(self.question, self.options, self.answer, self.why)))
+        else:
+            display(self.widget)
+
     def _on_check(self, _button=None) -> None:
         text = self.pick(self.choices.value)
         colour = "#2e7d32" if text.startswith(RIGHT) else "#b71c1c"
@@ -87,18 +98,11 @@ def static_quiz_html(question: str, options: Sequence[str], answer: int, why: st
     )
 
 
-def quiz(
-    question: str,
-    options: Sequence[str],
-    answer: int | str,
-    why: str,
-    *,
-    display: bool = True,
-) -> Quiz:
-    """Ask one multiple-choice question; returns the Quiz (its widget parts are attributes).
+def quiz(question: str, options: Sequence[str], answer: int | str, why: str) -> Quiz:
+    """One multiple-choice question; returns the Quiz, which shows itself as a cell's result.
 
-    `answer` is the right option's index or text; `why` explains it. With `display=False`
-    nothing is shown (tests drive `quiz.choices`, `quiz.button.click()`, `quiz.feedback`).
+    `answer` is the right option's index or text; `why` explains it. The widget's parts are
+    attributes (`choices`, `button`, `feedback`), so tests drive it without a browser.
     """
     options = [str(option) for option in options]
     if len(options) < 2:
@@ -106,12 +110,7 @@ def quiz(
     q = Quiz(question, options, _answer_index(options, answer), why)
     try:
         import ipywidgets as widgets
-    except ImportError:  # no widgets: static HTML with the answer folded away
-        if display:
-            from IPython.display import HTML
-            from IPython.display import display as show_output
-
-            show_output(HTML(static_quiz_html(question, options, q.answer, why)))
+    except ImportError:  # no widgets: _ipython_display_ shows static HTML instead
         return q
     q.choices = widgets.RadioButtons(options=options, layout=widgets.Layout(width="auto"))
     q.button = widgets.Button(description="Check")
@@ -119,8 +118,4 @@ def quiz(
     q.button.on_click(q._on_check)
     title = widgets.HTML(value=f"<b>{html.escape(question)}</b>")
     q.widget = widgets.VBox([title, q.choices, q.button, q.feedback])
-    if display:
-        from IPython.display import display as show_output
-
-        show_output(q.widget)
     return q
