@@ -50,3 +50,20 @@ def test_every_glossary_link_of_a_notebook_lands_on_an_entry(path):
 def test_a_broken_anchor_is_caught():
     assert LINK.findall("see [FID](GLOSSARY.md#fidd).") == ["fidd"]
     assert "fidd" not in set(anchors(GLOSSARY.read_text()))
+
+
+MEASUREMENTS = NOTEBOOKS / "MEASUREMENTS.md"
+MEASURED = re.compile(r"\]\(MEASUREMENTS\.md#([^)\s]*)\)")
+
+
+@pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_measurement_link_lands_on_a_section(path):
+    sections = {
+        slug(line.lstrip("#"))
+        for line in MEASUREMENTS.read_text().splitlines()
+        if line.startswith("## ")
+    }
+    nb = nbformat.read(path, as_version=4)
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    missing = sorted(set(MEASURED.findall(text)) - sections)
+    assert not missing, f"{path.name} links MEASUREMENTS.md sections that do not exist: {missing}"
