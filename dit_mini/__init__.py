@@ -3,7 +3,7 @@
 Importing the package has no side effects: no RNG use, no backend flags, no prints, no files.
 """
 
-from .course.exercises import check
+from .course.exercises import check, hint
 from .course.quiz import quiz
 from .data.datasets import ImageDataset, load_cifar10, load_dataset, load_image_folder
 from .data.relics import RELIC_CLASSES, make_relics, relic_captions, render_relic
@@ -38,4 +38,4 @@ from .train.checkpoint import load_model
 from .train.recipes import RECIPES, Recipe
 from .train.trainer import TrainConfig, TrainResult, fit
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -159,8 +159,11 @@ def _execution() -> int | None:
 
 
 def _record(name: str, part: str, passed: bool, reason: str | None) -> None:
-    entry = _RESULTS.setdefault(name, {"passed": True, "parts": []})
-    entry["parts"] = [p for p in entry["parts"] if p["part"] != part]  # a rerun replaces
+    """Add one call's result to exercise `name`; running its cell again starts it afresh."""
+    run = _execution()
+    entry = _RESULTS.get(name)
+    if entry is None or (run is not None and entry["run"] != run):
+        entry = _RESULTS[name] = {"passed": True, "parts": [], "run": run}
     entry["parts"].append({"part": part, "passed": passed, "reason": reason})
     entry["passed"] = all(p["passed"] for p in entry["parts"])
 
