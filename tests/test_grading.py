@@ -160,3 +160,24 @@ def test_a_course_notebook_solution_full_student_zero(tmp_path):
              ("teacher", "learner")}  # fmt: skip
     maximum = sum(int(r["max_points"]) for r in rows if r["student"] == "teacher")
     assert maximum >= 3 and total == {"teacher": maximum, "learner": 0}
+
+
+@pytest.mark.slow
+def test_nbval_fails_a_failing_check_in_solutions_only(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
+    shutil.copy(ROOT / "notebooks" / "conftest.py", tmp_path / "conftest.py")
+    wrong = tiny_solution(tmp_path / "solutions" / "tiny.ipynb")
+    nb = nbformat.read(wrong, as_version=4)
+    nb.cells[2].source = DOUBLE.replace("2 * x", "3 * x")  # a wrong solution
+    nbformat.write(nb, wrong)
+    shutil.copy(wrong, tmp_path / "tiny.ipynb")  # the same notebook outside solutions/
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-rA", str(tmp_path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    failed = [line for line in run.stdout.splitlines() if line.startswith("FAILED")]
+    assert failed and all("solutions/tiny.ipynb" in line for line in failed), run.stdout
+    assert "AssertionError" in run.stdout and "PASSED tiny.ipynb" in run.stdout, run.stdout
