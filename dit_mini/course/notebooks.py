@@ -44,6 +44,7 @@ __all__ = [
     "END",
     "stub_solutions",
     "make_student_notebook",
+    "student_notebook",
     "make_student_notebooks",
     "REPOSITORY",
     "check_names",
@@ -125,6 +126,18 @@ def make_student_notebook(src: str | Path, dst: str | Path) -> Path:
         raise ValueError(
             f"student notebook {dst} would overwrite its solution; choose another path"
         )
+    nb = student_notebook(src, dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, dst)
+    return dst
+
+
+def student_notebook(src: str | Path, dst: str | Path):
+    """The student version (a NotebookNode, in memory) of `src`, as it would be written to
+    `dst` (the "Stuck?" link is relative to `dst`)."""
+    import nbformat
+
+    src, dst = Path(src), Path(dst)
     nb = nbformat.read(src, as_version=4)
     for i, cell in enumerate(nb.cells):
         if BEGIN in cell.source or END in cell.source:
@@ -136,9 +149,7 @@ def make_student_notebook(src: str | Path, dst: str | Path) -> Path:
     nb.metadata.pop("widgets", None)
     _add_stuck_line(nb, src, dst)
     nbformat.validate(nb)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, dst)
-    return dst
+    return nb
 
 
 def make_student_notebooks(src: str | Path, dst: str | Path) -> list[Path]:
