@@ -125,7 +125,8 @@ def test_nbgrader_metadata_tags_solution_and_check_cells(tmp_path):
     solution, check = nb.cells[1].metadata["nbgrader"], nb.cells[2].metadata["nbgrader"]
     assert (solution["solution"], solution["grade"], solution["locked"]) == (True, False, False)
     assert (check["solution"], check["grade"], check["locked"]) == (False, True, True)
-    assert (check["grade_id"], check["points"], check["schema_version"]) == ("t.double", 2, 3)
+    assert (check["grade_id"], check["points"], check["schema_version"]) == ("t_double", 2, 3)
+    assert nb.cells[2].metadata["dit_mini"] == {"exercise": "t.double"}
     assert nb.cells[0].metadata["nbgrader"]["points"] == 0  # a Markdown answer, graded by hand
     nb.cells[2].source = 'check("t.double", 1, 1)\ncheck("t.other", 1, 1)'
     with pytest.raises(ValueError, match="exactly one"):

@@ -173,7 +173,8 @@ def test_every_check_cell_names_a_registered_exercise_with_its_points():
             assert all(n in EXERCISES and n[:2] == path.name[:2] for n in names), (path, names)
             meta = cell.metadata.get("nbgrader", {})
             if names:
-                assert meta.get("grade_id") == names[0], f"{path.name}: run dit-mini course tag"
+                exercise = cell.metadata.get("dit_mini", {}).get("exercise")
+                assert exercise == names[0], f"{path.name}: run dit-mini course tag"
                 assert meta.get("points") == EXERCISES[names[0]].points
                 seen.append(names[0])
     assert sorted(seen) == sorted(set(seen)), "an exercise is checked in two cells"

@@ -95,7 +95,8 @@ def solution_exercises(solution: str | Path) -> list[tuple[str, int, str]]:
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
         if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
-            found.append((meta["grade_id"], int(meta.get("points", 0)), cell.source))
+            name = cell.metadata.get("dit_mini", {}).get("exercise", meta["grade_id"])
+            found.append((name, int(meta.get("points", 0)), cell.source))
     if not found:
         raise ValueError(
             f"{solution} has no graded check cells (nbgrader metadata); run "

@@ -22,7 +22,9 @@ that links to the solution notebook.
 `nbgrader_metadata` tags the cells for nbgrader (schema 3): a solution cell is
 `{"solution": true, "grade": false, "locked": false}` and the check cell after it
 `{"grade": true, "solution": false, "locked": true, "points": N}` with the exercise's name (the
-first argument of its `check` calls) as grade_id and its points from `dit_mini.course.hints`; a
+first argument of its `check` calls, dots made underscores: nbgrader's grade_id allows
+[A-Za-z0-9_-]) as grade_id, its points from `dit_mini.course.hints`, and the name itself in
+`{"dit_mini": {"exercise": name}}`; a
 Markdown answer is a manually graded answer worth 0 points. `dit-mini course tag` writes them
 into the solution notebooks; grading (`dit_mini.course.grading`) reads the exercises from them.
 
@@ -220,6 +222,7 @@ def nbgrader_metadata(
     cells = nb.cells
     for cell in cells:
         cell.metadata.pop("nbgrader", None)
+        cell.metadata.pop("dit_mini", None)
     for i, cell in enumerate(cells):
         if BEGIN not in cell.source:
             continue
@@ -236,8 +239,10 @@ def nbgrader_metadata(
             )
         name = names[0]
         worth = points[name] if points is not None else exercise(name).points
-        cell.metadata["nbgrader"] = _nbgrader(f"{name}-solution", True, False)
-        after.metadata["nbgrader"] = _nbgrader(name, False, True, worth)
+        grade_id = re.sub(r"[^A-Za-z0-9_-]", "_", name)  # nbgrader allows no dots
+        cell.metadata["nbgrader"] = _nbgrader(f"{grade_id}-solution", True, False)
+        after.metadata["nbgrader"] = _nbgrader(grade_id, False, True, worth)
+        after.metadata["dit_mini"] = {"exercise": name}
         found.append((name, worth))
     return found
 
