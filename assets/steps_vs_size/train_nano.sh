@@ -15,12 +15,12 @@ python3 -m dit_mini.cli train --preset nano --data relics --n-images 50000 --ste
 python3 - "$OUT" <<'PY'
 import sys
 from pathlib import Path
-from safetensors import safe_open
-from safetensors.torch import save_file
+import torch
+from dit_mini.registry import load_model, read_config, save_model
 
 out = Path(sys.argv[1])
-with safe_open(str(out / "run" / "ema.safetensors"), "pt") as f:
-    meta, tensors = f.metadata(), {k: f.get_tensor(k).half().contiguous() for k in f.keys()}
-save_file(tensors, str(out / "nano.safetensors"), metadata=meta)
+export = out / "run" / "ema.safetensors"
+extra = {k: v for k, v in read_config(export).items() if k != "model"}
+save_model(load_model(export), out / "nano.safetensors", extra=extra, dtype=torch.float16)
 print("wrote", out / "nano.safetensors")
 PY

@@ -3,8 +3,7 @@
 The repository holds solution notebooks. In an exercise cell the solution sits between
 `### BEGIN SOLUTION` and `### END SOLUTION` lines (nbgrader's markers), and a later cell calls
 `dit_mini.course.exercises.check`. `make_student_notebook` replaces each solution by a stub chosen
-so
-that the student notebook still runs top to bottom, every check printing "not solved yet":
+so that the student notebook still runs top to bottom, every check printing "not solved yet":
 
 - markers indented inside a function body: the body becomes
   `raise NotImplementedError(...)`; `check` catches it when it calls the function.
@@ -107,7 +106,7 @@ def stub_solutions(source: str, markdown: bool = False, where: str = "cell") -> 
 
 def make_student_notebook(src: str | Path, dst: str | Path) -> Path:
     """Write the student version of the solution notebook `src` to `dst`; returns `dst`."""
-    import nbformat
+    import nbformat  # deferred: the optional `test`/`notebooks` extras
 
     src, dst = Path(src), Path(dst)
     if src.resolve() == dst.resolve():
@@ -163,8 +162,8 @@ class Grade:
 
 def grade_notebook(path: str | Path, timeout: int = 600, fast: bool = True) -> Grade:
     """Run a notebook top to bottom (errors do not stop it) and count its checks."""
-    import nbformat
-    from nbclient import NotebookClient
+    import nbformat  # deferred: the optional `test`/`notebooks` extras
+    from nbclient import NotebookClient  # deferred: the optional `test` extra
 
     path = Path(path)
     if not path.is_file():
