@@ -8,3 +8,6 @@ import os
 
 os.environ.setdefault("DIT_MINI_FAST", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# One fixed torch thread count, so that runs repeat bit for bit (the tests compare bits) and no
+# test measures thread counts; tests/test_threads.py turns it off where the tuning is the subject.
+os.environ.setdefault("DIT_MINI_THREADS", str(os.cpu_count() or 1))

@@ -30,15 +30,14 @@ python3 - "$OUT" <<'PY'
 import json, sys
 from pathlib import Path
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
-from dit_mini.train.checkpoint import load_checkpoint
+from dit_mini.registry import load_model, read_config, save_model
+from dit_mini.storage import load_checkpoint
 
 out = Path(sys.argv[1])
 for name in ("dit_tiny", "unet_tiny", "latent_dit_tiny"):
-    with safe_open(str(out / name / "ema.safetensors"), "pt") as f:
-        meta, tensors = f.metadata(), {k: f.get_tensor(k).half().contiguous() for k in f.keys()}
-    save_file(tensors, str(out / f"{name}.safetensors"), metadata=meta)
+    export = out / name / "ema.safetensors"
+    extra = {k: v for k, v in read_config(export).items() if k != "model"}
+    save_model(load_model(export), out / f"{name}.safetensors", extra=extra, dtype=torch.float16)
     state = load_checkpoint(out / name / "checkpoint.pt")
     history = [round(float(x), 5) for x in state["history"]]
     record = {"step": int(state["step"]), "history": history, "config": state["config"],

@@ -23,6 +23,7 @@ import torch
 import torch.distributed as dist
 
 __all__ = [
+    "machine_info",
     "cpu_name",
     "FAST_ENV",
     "fast_mode",
@@ -48,6 +49,19 @@ def cpu_name() -> str:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict:
+    """What a timing depends on: the CPU, its cores, torch's threads and version, and how busy
+    the machine was (the 1-minute load average), recorded beside every measured number."""
+    load = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+    return {
+        "cpu": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "load_average": load,
+    }
 
 
 def fast_mode() -> bool:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from einops import rearrange
+from matplotlib.figure import Figure  # no pyplot: leaves a notebook's backend alone
 from PIL import Image, ImageDraw
 
 __all__ = ["to_uint8", "image_grid", "save_image_grid", "smooth", "save_loss_curve"]
@@ -96,8 +97,6 @@ def smooth(values: list[float], window: int) -> np.ndarray:
 
 def save_loss_curve(history: list[float], path: str | Path, title: str = "training loss") -> Path:
     """Plot the per-step loss (faint) and its moving average against the step, as a PNG."""
-    from matplotlib.figure import Figure  # no pyplot: leaves a notebook's backend alone
-
     if len(history) == 0:
         raise ValueError("the loss history is empty: train at least one step before plotting it")
     steps = np.arange(1, len(history) + 1)

@@ -1,27 +1,26 @@
-import json
-
 import numpy as np
 import pytest
 import torch
 
 from dit_mini.data.relics import TEST_SEED_OFFSET, make_relics
 from dit_mini.metrics.classifier import (
-    CLASSIFIER_FILE,
     ClassifierConfig,
     RelicClassifier,
     classifier_accuracy,
-    load_classifier,
     score_samples,
     train_classifier,
 )
 from dit_mini.metrics.fid import frechet_distance, gaussian_stats
+from dit_mini.models.pretrained import asset_path, load_pretrained
+from dit_mini.registry import load_model, read_config, save_model
+from dit_mini.storage import CheckpointError
 
 FRESH_SEED = TEST_SEED_OFFSET + 4321  # neither the training seed nor the model card's test seed
 
 
 @pytest.fixture(scope="module")
 def classifier():
-    return load_classifier()
+    return load_pretrained("relic-classifier")
 
 
 @pytest.fixture(scope="module")
@@ -30,15 +29,9 @@ def fresh():
 
 
 def test_shipped_weights_are_small_safetensors_with_a_card():
-    from safetensors import safe_open
-
-    from dit_mini.models.pretrained import assets_dir
-
-    path = assets_dir() / CLASSIFIER_FILE
+    path = asset_path("relic-classifier")
     assert path.stat().st_size < 2 * 1024**2
-    with safe_open(str(path), framework="pt") as f:
-        card = json.loads(f.metadata()["card"])
-    assert card["test_accuracy"] >= 0.99
+    assert read_config(path)["card"]["test_accuracy"] >= 0.99
 
 
 def test_held_out_accuracy_at_least_99_percent(classifier, fresh):
@@ -85,18 +78,16 @@ def test_training_is_a_function_of_the_seed(fresh):
 
 
 def test_save_load_round_trip(tmp_path, fresh):
-    from dit_mini.metrics.classifier import save_classifier
-
     model = RelicClassifier(ClassifierConfig(widths=(8, 16), groups=4)).eval()
-    save_classifier(model, tmp_path / "c.safetensors", card={"note": "test"})
-    again = load_classifier(tmp_path / "c.safetensors")
+    save_model(model, tmp_path / "c.safetensors", extra={"card": {"note": "test"}})
+    again = load_model(tmp_path / "c.safetensors")
     assert again.config == model.config
     torch.testing.assert_close(again(fresh.images[:4]), model(fresh.images[:4]))
 
 
 def test_bad_inputs(classifier, fresh, tmp_path):
-    with pytest.raises(ValueError, match="no classifier weights"):
-        load_classifier(tmp_path / "missing.safetensors")
+    with pytest.raises(CheckpointError, match="no model file at"):
+        load_model(tmp_path / "missing.safetensors")
     with pytest.raises(ValueError, match="multiples of groups"):
         ClassifierConfig(widths=(12,))
     with pytest.raises(ValueError, match="as many labels"):

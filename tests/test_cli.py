@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from dit_mini.cli.main import build_parser, main
-from dit_mini.train.checkpoint import load_checkpoint
+from dit_mini.storage import load_checkpoint
 
 TRAIN = ["train", "--preset", "nano", "--n-images", "48", "--steps", "3", "--batch-size", "8"]
 TRAIN += ["--checkpoint-every", "2", "--seed", "3", "--quiet", "--device", "cpu"]

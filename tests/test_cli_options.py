@@ -1,13 +1,15 @@
 """Tests for dit_mini.cli.options: the option tables are well formed and match the Python API."""
 
 import argparse
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import pytest
 
 from dit_mini.cli import options as cli_options
-from dit_mini.cli.options import SAMPLE_OPTIONS, TRAIN_OPTIONS, add_options
-from dit_mini.train.trainer import TrainConfig
+from dit_mini.cli.options import SAMPLE_OPTIONS, TRAIN_OPTIONS, add_options, config_options
+from dit_mini.diffusion.losses import DiffusionConfig
+from dit_mini.train.config import TrainConfig
 
 TABLES = {name: getattr(cli_options, name) for name in cli_options.__all__ if name.isupper()}
 
@@ -19,16 +21,36 @@ def test_rows_are_well_formed_and_flags_unique(name):
     assert len(flags) == len(set(flags)), f"{name} repeats a flag"
     for flag, kind, _default, text, *rest in rows:
         assert flag.startswith("--") and flag == flag.lower(), flag
-        assert kind in (bool, "append", str, int, float, Path), (flag, kind)
+        assert kind in (bool, "append", "auto", str, int, float, Path), (flag, kind)
         assert text and not text.endswith("."), flag
         assert rest in ([], ["required"]), flag
 
 
-def test_training_defaults_are_the_train_config_defaults():
-    defaults = {row[0]: row[2] for row in TRAIN_OPTIONS}
-    config = TrainConfig()
-    for field in ("steps", "batch_size", "lr", "weight_decay", "warmup_steps", "ema_decay"):
-        assert defaults["--" + field.replace("_", "-")] == getattr(config, field), field
+def test_training_options_are_generated_from_the_config_dataclasses():
+    rows = {row[0]: row for row in TRAIN_OPTIONS}
+    overridden = {"cfg_dropout": 0.1, "checkpoint_every": 500}
+    for cls in (TrainConfig, DiffusionConfig):
+        for f in fields(cls):
+            if "help" not in f.metadata:
+                continue
+            flag, kind, default, text = rows["--" + f.name.replace("_", "-")]
+            assert text == f.metadata["help"], f.name
+            assert default == overridden.get(f.name, f.default), f.name
+            assert kind in (int, float, str) and (default is None or isinstance(default, kind))
+    assert "--ema-warmup" not in rows  # a field without help text is not an option
+
+
+def test_config_options_follow_a_new_field():
+    @dataclass(frozen=True)
+    class Toy:
+        rate: float | None = field(default=None, metadata={"help": "a rate"})
+        name: str = field(default="x", metadata={"help": "a name"})
+        hidden: int = 3
+
+    assert config_options(Toy, {"name": "y"}) == [
+        ("--rate", float, None, "a rate"),
+        ("--name", str, "y", "a name"),
+    ]
 
 
 def test_add_options_builds_switches_required_and_renamed_flags():

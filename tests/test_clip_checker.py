@@ -9,11 +9,11 @@ from dit_mini.metrics.clip_checker import (
     checker_accuracy,
     clip_targets,
     confusion,
-    load_checker,
     predict,
-    save_checker,
     train_checker,
 )
+from dit_mini.models.pretrained import load_pretrained
+from dit_mini.registry import load_model, save_model
 
 
 def test_shapes_and_questions():
@@ -60,8 +60,8 @@ def test_training_is_seeded_and_round_trips(tmp_path, monkeypatch):
     assert torch.equal(logits, b(data.clips[:4])["item"])
     assert not torch.equal(logits, c(data.clips[:4])["item"])
     path = tmp_path / "c.safetensors"
-    save_checker(a, path, {"note": "test"})
-    again = load_checker(path)
+    save_model(a, path, extra={"card": {"note": "test"}})
+    again = load_model(path)
     assert torch.equal(predict(again, data.clips), predict(a, data.clips))
     scores = checker_accuracy(a, data.clips, targets)
     assert scores["n"] == 32 and 0 <= scores["all"] <= min(scores["item"], scores["motion"])
@@ -72,7 +72,7 @@ def test_training_is_seeded_and_round_trips(tmp_path, monkeypatch):
 
 def test_shipped_checker_reads_real_held_out_clips(tmp_path, monkeypatch):
     monkeypatch.setenv("DIT_MINI_CACHE", str(tmp_path))
-    checker = load_checker()  # assets/clip_checker.safetensors
+    checker = load_pretrained("clip-checker")  # assets/clip_checker.safetensors
     data = make_clips(40, seed=4321, split="held_out", cache=False)
     scores = checker_accuracy(checker, data.clips, clip_targets(data))
     assert scores["all"] >= 0.95, scores
@@ -80,7 +80,7 @@ def test_shipped_checker_reads_real_held_out_clips(tmp_path, monkeypatch):
 
 def test_confusion_counts_asked_against_read(tmp_path, monkeypatch):
     monkeypatch.setenv("DIT_MINI_CACHE", str(tmp_path))
-    checker = load_checker()
+    checker = load_pretrained("clip-checker")
     data = make_clips(24, seed=99, split="all", cache=False)
     targets = clip_targets(data)
     table = confusion(checker, data.clips, targets)  # motion by default

@@ -13,10 +13,20 @@ def _random_dit(**kw):
     return model
 
 
-def test_scale_one_equals_conditional_output():
+@pytest.mark.parametrize("scale", [0.5, 1.0 + 1e-6, 2.5, 4.0])
+def test_guided_output_is_uncond_plus_scale_times_the_difference(scale):
+    """Both passes computed separately here, the null label spelled out: nothing short-circuits
+    (scale 1 + 1e-6 goes through the batched 2B pass and must land on the conditional output)."""
     model = _random_dit()
     x, t, y = torch.randn(2, 3, 16, 16), torch.tensor([10, 500]), torch.tensor([1, 2])
-    assert torch.equal(guided(model, 1.0)(x, t, y), model(x, t, y))
+    with torch.no_grad():
+        cond = model(x, t, y)
+        uncond = model(x, t, torch.full_like(y, model.null_class))
+        out = guided(model, scale)(x, t, y)
+    torch.testing.assert_close(out, uncond + scale * (cond - uncond), atol=1e-5, rtol=1e-5)
+    if scale == 1.0 + 1e-6:
+        torch.testing.assert_close(out, cond, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(cond, uncond, atol=1e-3)  # the label matters, so the test can fail
 
 
 def test_guides_all_channels_and_passes_learned_sigma():

@@ -19,7 +19,7 @@ from dit_mini.models.latents import (
     measure_latent_scale,
     reconstruction_metrics,
 )
-from dit_mini.models.vae import load_vae
+from dit_mini.registry import load_model
 
 ASSET = Path(__file__).resolve().parents[1] / "assets" / "vae.safetensors"
 # The shipped VAE scores 22.57 dB on 1,000 held-out relics (assets/vae.md) and 22.78 dB on the
@@ -46,7 +46,8 @@ def test_latent_scale_gives_unit_std_and_decoding_undoes_it(relics, small_vae):
 def test_encoded_dataset_trains_and_samples_a_latent_dit(relics, small_vae):
     from dit_mini.diffusion.losses import DiffusionConfig, generate, make_loss
     from dit_mini.models.dit import DiT, dit_config
-    from dit_mini.train.trainer import TrainConfig, fit
+    from dit_mini.train.config import TrainConfig
+    from dit_mini.train.trainer import fit
 
     torch.manual_seed(0)
     vae = small_vae()
@@ -96,7 +97,7 @@ def test_latent_map_is_a_deterministic_pca(relics, small_vae):
 def test_shipped_vae_reconstructs_held_out_relics():
     from dit_mini.data.relics import TEST_SEED_OFFSET, make_relics
 
-    vae = load_vae(ASSET)
+    vae = load_model(ASSET)
     assert vae.config.latent_shape == (4, 8, 8) and ASSET.stat().st_size < 5_000_000
     test = make_relics(256, seed=TEST_SEED_OFFSET)
     metrics = reconstruction_metrics(vae, test.images)

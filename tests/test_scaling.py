@@ -5,14 +5,11 @@ import torch
 from PIL import Image
 
 from dit_mini.data.relics import make_relics
-from dit_mini.metrics.flops import count_gflops
+from dit_mini.metrics.flops import attention_gflops, block_cost_parts, block_gflops, count_gflops
 from dit_mini.models.dit import DiT, dit_config
 from dit_mini.studies import scaling
 from dit_mini.studies.scaling import (
     GRID,
-    attention_gflops,
-    block_cost_parts,
-    block_gflops,
     grid_config,
     load_results,
     num_tokens,

@@ -11,8 +11,9 @@ import torch
 
 from dit_mini.diffusion.losses import make_loss
 from dit_mini.models.dit import DiT, dit_config
-from dit_mini.train.checkpoint import CheckpointError, load_checkpoint
-from dit_mini.train.trainer import TrainConfig, TrainingDiverged, batch_indices
+from dit_mini.storage import CheckpointError, load_checkpoint
+from dit_mini.train.config import TrainConfig, batch_indices
+from dit_mini.train.session import TrainingDiverged
 from dit_mini.train.trainer import fit as _fit
 
 SIZE = 16
@@ -78,9 +79,9 @@ def test_train_config_rejects_bad_values():
 
 def test_loss_decreases_and_runs_are_reproducible():
     x = tiny_data(8)[0][:1].repeat(8, 1, 1, 1)  # one image: easy to fit
-    cfg = config(steps=30, lr=3e-3, checkpoint_every=0, cfg_dropout=0.0)
-    a = fit(tiny_model(), make_loss(), x, cfg, quiet=True)
-    b = fit(tiny_model(), make_loss(), x, cfg, quiet=True)
+    cfg = config(steps=30, lr=3e-3, checkpoint_every=0)
+    a = fit(tiny_model(num_classes=0), make_loss(), x, cfg, quiet=True)
+    b = fit(tiny_model(num_classes=0), make_loss(), x, cfg, quiet=True)
     assert a.history == b.history  # same seed, same losses, bit for bit
     assert sum(a.history[-5:]) < 0.8 * sum(a.history[:5])
     assert a.step == 30 and a.images_per_second > 0
@@ -194,7 +195,7 @@ def test_resume_checks_the_config_and_allows_more_steps(tmp_path):
 def test_runs_saved_before_a_new_model_field_still_resume(tmp_path):
     """A checkpoint written before DiTConfig grew `conditioning` resumes when the model uses the
     new field's default, and refuses a model that uses another value."""
-    from dit_mini.train.checkpoint import save_checkpoint
+    from dit_mini.storage import save_checkpoint
 
     fit(tiny_model(), make_loss(), tiny_data(), config(steps=4), tmp_path, quiet=True)
     state = load_checkpoint(tmp_path / "checkpoint.pt")
@@ -242,7 +243,7 @@ def test_non_finite_loss_names_the_step_and_last_checkpoint(tmp_path):
         loss = model(x0, torch.zeros(x0.shape[0], dtype=torch.long), y).pow(2).mean() + 1
         return loss * float("nan") if len(calls) == 5 else loss
 
-    with pytest.raises(TrainingDiverged, match=r"step 5; the last good checkpoint is .*step 3"):
+    with pytest.raises(TrainingDiverged, match=r"step 5 .*the last good checkpoint is .*step 3"):
         fit(tiny_model(), loss_fn, tiny_data(), config(), tmp_path, quiet=True)
     before = load_checkpoint(tmp_path / "checkpoint.pt")
     assert before["step"] == 3 and torch.isfinite(before["history"]).all()
@@ -259,8 +260,18 @@ def test_label_problems_are_caught_before_training():
     images, labels = tiny_data()
     with pytest.raises(ValueError, match="num_classes=13"):
         fit(tiny_model(), make_loss(), (images, labels + 3), config(), quiet=True)
-    with pytest.raises(ValueError, match="null class"):
-        fit(tiny_model(class_dropout_prob=0.0), make_loss(), (images, labels), config(), quiet=True)
+    with pytest.raises(ValueError, match="cfg_dropout=0.2 but the model was built with .* 0.0"):
+        fit(tiny_model(class_dropout_prob=0.0), make_loss(), (images, labels),
+            config(cfg_dropout=0.2), quiet=True)  # fmt: skip
+
+
+def test_label_dropout_comes_from_the_model_config(tmp_path):
+    """One source of truth: the model's class_dropout_prob is the dropout the trainer uses."""
+    images, labels = tiny_data()
+    fit(tiny_model(class_dropout_prob=0.3), make_loss(), (images, labels),
+        config(steps=2), tmp_path, quiet=True)  # fmt: skip
+    saved = load_checkpoint(tmp_path / "checkpoint.pt")["config"]
+    assert saved["train"]["cfg_dropout"] == 0.3 == saved["model"]["class_dropout_prob"]
 
 
 def test_callback_returning_true_stops_and_saves(tmp_path):

@@ -67,14 +67,14 @@ def test_plot_overlays_reports(report, tmp_path):
 
 
 def test_evaluate_orders_samples_by_class():
-    from dit_mini.metrics.classifier import load_classifier
+    from dit_mini.models.pretrained import load_pretrained
 
     model, diffusion, _ = build_run(MICRO)
-    scores, images = evaluate(model, diffusion, MICRO, 20, load_classifier())
+    scores, images = evaluate(model, diffusion, MICRO, 20, load_pretrained("relic-classifier"))
     assert images.shape == (20, 3, 32, 32)
     assert set(scores) == {"class_accuracy", "fid", "fid_floor", "n", "sample_seconds"}
     with pytest.raises(ValueError, match="multiple of the 10 classes"):
-        evaluate(model, diffusion, MICRO, 15, load_classifier())
+        evaluate(model, diffusion, MICRO, 15, load_pretrained("relic-classifier"))
 
 
 def test_build_run_is_seeded():

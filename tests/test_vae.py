@@ -6,18 +6,17 @@ import math
 
 import pytest
 import torch
-from torch import nn
 
 from dit_mini.models.latents import encode_latents
 from dit_mini.models.vae import (
     VAE,
     VAE_PRESETS,
     kl_divergence,
-    load_vae,
-    save_vae,
     vae_config,
     vae_loss,
 )
+from dit_mini.registry import load_model, save_model
+from dit_mini.storage import CheckpointError
 
 
 def _images(n=16, seed=0) -> torch.Tensor:
@@ -81,8 +80,8 @@ def test_save_and_load_round_trip(tmp_path, small_vae):
     torch.manual_seed(0)
     vae = small_vae(kl_weight=0.01)
     vae.set_latent_scale(0.37)
-    path = save_vae(vae, tmp_path / "vae.safetensors", {"train": {"steps": 3}})
-    loaded = load_vae(path)
+    path = save_model(vae, tmp_path / "vae.safetensors", extra={"train": {"steps": 3}})
+    loaded = load_model(path)
     assert loaded.config == vae.config and float(loaded.latent_scale) == pytest.approx(0.37)
     for key, value in vae.state_dict().items():
         assert torch.equal(value, loaded.state_dict()[key]), key
@@ -90,18 +89,11 @@ def test_save_and_load_round_trip(tmp_path, small_vae):
     torch.testing.assert_close(encode_latents(loaded, x), encode_latents(vae, x), rtol=0, atol=0)
 
 
-def test_load_refuses_other_files(tmp_path):
-    from dit_mini.train.checkpoint import export_weights
-
-    with pytest.raises(ValueError, match="safetensors"):
-        load_vae(tmp_path / "vae.pt")
-    with pytest.raises(FileNotFoundError):
-        load_vae(tmp_path / "missing.safetensors")
-    other = export_weights(
-        nn.Linear(2, 2), tmp_path / "dit.safetensors", {"model": {"kind": "dit"}}
-    )
-    with pytest.raises(ValueError, match="does not hold a VAE"):
-        load_vae(other)
+def test_load_refuses_missing_files(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        load_model(tmp_path / "vae.pt")
+    with pytest.raises(CheckpointError, match="no model file at"):
+        load_model(tmp_path / "missing.safetensors")
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dit_mini.models.latents import reconstruction_metrics
-from dit_mini.models.vae import load_vae
+from dit_mini.registry import load_model
 from dit_mini.train.train_vae import main, train_vae
 
 
@@ -40,7 +40,7 @@ def test_command_trains_saves_and_reports(tmp_path, capsys):
     assert (
         record["test"]["n"] == 16 and record["test"]["psnr"] > 0 and record["train"]["seconds"] > 0
     )
-    vae = load_vae(out)
+    vae = load_model(out)
     assert float(vae.latent_scale) == pytest.approx(record["latent_scale"])
     assert grid.stat().st_size > 0
 

@@ -4,6 +4,7 @@ import torch
 from dit_mini.data.clips import NUM_CAPTIONS, caption_id, to_filmstrip, tokenize
 from dit_mini.diffusion.guidance import guided
 from dit_mini.diffusion.losses import generate
+from dit_mini.diffusion.text2video import VIDEO_DIFFUSION, caption_guided, sample_clips
 from dit_mini.models.video import (
     TubeletEmbed,
     VideoDiT,
@@ -12,8 +13,9 @@ from dit_mini.models.video import (
     tubeletify,
     untubeletify,
 )
-from dit_mini.train.text2video import VIDEO_DIFFUSION, caption_guided, load_video_dit, sample_clips
-from dit_mini.train.trainer import TrainConfig, fit
+from dit_mini.registry import load_model
+from dit_mini.train.config import TrainConfig
+from dit_mini.train.trainer import fit
 
 SMALL = VideoDiTConfig(hidden_size=48, depth=2, num_heads=2, text_width=32, text_depth=1)
 
@@ -143,8 +145,8 @@ def test_package_trainer_fits_clips_and_export_loads(tmp_path):
     )
     assert result.step == 3 and len(result.history) == 3
     path = tmp_path / "v.safetensors"
-    _export(result.ema, path, {"video_dit": SMALL.__dict__})
-    loaded = load_video_dit(path)
+    _export(result.ema, path, {"model": {}})
+    loaded = load_model(path)
     x, t, y = torch.randn(2, 3, 128, 16), torch.rand(2), torch.tensor([1, 2])
     assert torch.allclose(loaded(x, t, y), result.ema.eval()(x, t, y), atol=2e-2)
     with pytest.raises(ValueError, match="caption ids"):

@@ -23,9 +23,20 @@ from pathlib import Path
 
 import torch
 
+from .. import __version__
+from ..course.grading import grade_paths, write_reports
+from ..course.notebooks import make_student_notebooks, tag_notebooks
+from ..metrics.evaluation import evaluate_samples, load_samples
+from ..metrics.flops import format_table, gflops_report
 from ..runtime import dist_info
+from ..storage import check_writable
+from ..studies.bench import format_report, run_benchmark
+from ..studies.ttr import main as ttr_main
+from ..studies.under_load import format_under_load, under_load
 from ..train.recipes import RECIPES, quickstart, sample_images, train_from_options
-from ..train.trainer import EXPORT_NAME, TrainingDiverged
+from ..train.session import TrainingDiverged
+from ..train.trainer import EXPORT_NAME, TrainingInterrupted
+from ..viz import save_image_grid
 from .options import (
     BENCH_OPTIONS,
     DEVICE_OPTIONS,
@@ -41,7 +52,9 @@ __all__ = ["build_parser", "main"]
 
 
 def _quickstart_cmd(args: argparse.Namespace) -> int:
-    run = quickstart(args.out, args.minutes, args.steps, args.recipe, args.device, args.quiet)
+    run = quickstart(
+        args.out, args.minutes, args.steps, args.recipe, args.device, args.quiet, args.threads
+    )
     result, batch = run["result"], RECIPES[args.recipe].train.batch_size
     print(
         f"quickstart done in {run['seconds'] / 60:.1f} min: {result.step} steps of {batch} "
@@ -55,15 +68,19 @@ def _quickstart_cmd(args: argparse.Namespace) -> int:
 
 def _bench_cmd(args: argparse.Namespace) -> int:
     if args.what == "ttr":
-        from ..studies.ttr import main as ttr_main
-
         argv = ["--recipe", args.recipe, "--minutes", str(args.minutes), "--seed", str(args.seed)]
         argv += ["--eval-every", str(args.eval_every), "--n-eval", str(args.n_eval)]
         argv += ["--out", args.out] if args.out else []
         ttr_main(argv + (["--threads", str(args.threads)] if args.threads else []))
         return 0
-    from ..studies.bench import format_report, run_benchmark
 
+    if args.under_load is not None:
+        result = under_load(args.under_load, seconds=args.load_seconds)
+        if args.out:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps(result, indent=2))
+        print(json.dumps(result, indent=2) if args.json else format_under_load(result))
+        return 0
     presets = tuple(args.preset or ("tiny", "DiT-S/4"))
     result = run_benchmark(
         presets=presets,
@@ -85,8 +102,6 @@ def _bench_cmd(args: argparse.Namespace) -> int:
 
 
 def _fid_cmd(args: argparse.Namespace) -> int:
-    from ..metrics.evaluation import evaluate_samples, load_samples
-
     if (args.checkpoint is None) == (args.samples is None):
         raise ValueError("give exactly one of --checkpoint (draw samples) or --samples (a file)")
     if args.samples is not None:
@@ -95,7 +110,7 @@ def _fid_cmd(args: argparse.Namespace) -> int:
     else:
         images, labels = sample_images(
             args.checkpoint, args.n, args.sampler, args.steps, args.cfg_scale, None, args.seed,
-            args.device, args.batch_size,
+            args.device, args.batch_size, threads=args.threads,
         )  # fmt: skip
     result = evaluate_samples(images, args.features, args.dataset, args.n_reference, labels=labels)
     if args.json:
@@ -113,11 +128,9 @@ def _fid_cmd(args: argparse.Namespace) -> int:
 
 
 def _sample_cmd(args: argparse.Namespace) -> int:
-    from ..viz import save_image_grid
-
     images, y = sample_images(
         args.checkpoint, args.n, args.sampler, args.steps, args.cfg_scale, args.label, args.seed,
-        args.device, args.batch_size,
+        args.device, args.batch_size, threads=args.threads,
     )  # fmt: skip
     nrow = args.nrow or (
         -(-args.n // int(y.max() + 1)) if y is not None and args.label is None else None
@@ -131,10 +144,18 @@ def _sample_cmd(args: argparse.Namespace) -> int:
 
 
 def _train_cmd(args: argparse.Namespace) -> int:
+    if args.minutes is not None and not args.minutes > 0:
+        raise ValueError(f"--minutes {args.minutes}: give a positive training budget in minutes")
+    if args.checkpoint_every < 1:
+        raise ValueError(
+            f"--checkpoint-every {args.checkpoint_every}: write a checkpoint every K >= 1 steps "
+            "(a checkpoint is always written at the end; a large K writes few)"
+        )
     if args.out is None:
         args.out = Path("runs") / re.sub(
             r"[^A-Za-z0-9_.-]+", "-", f"{args.preset}-{Path(args.data).name}"
         )
+    check_writable(args.out)  # before the data is built: a read-only --out fails at once
     budget = None if args.minutes is None else 60 * args.minutes
     result = train_from_options(args, budget_s=budget)
     if dist_info().is_main and not args.quiet:
@@ -147,8 +168,6 @@ def _train_cmd(args: argparse.Namespace) -> int:
 
 
 def _gflops_cmd(args: argparse.Namespace) -> int:
-    from ..metrics.flops import format_table, gflops_report
-
     overrides = dict(input_size=args.input_size, in_channels=args.in_channels)
     overrides.update(num_classes=args.num_classes, learn_sigma=args.learn_sigma)
     reports = [gflops_report(name, **overrides) for name in args.preset or ["tiny"]]
@@ -157,12 +176,17 @@ def _gflops_cmd(args: argparse.Namespace) -> int:
 
 
 def _course_cmd(args: argparse.Namespace) -> int:
-    from ..course.notebooks import make_student_notebooks, tag_notebooks
-
     if args.action == "student":
         if len(args.paths) != 2:
             raise ValueError("course student needs SRC and DST")
-        for path in make_student_notebooks(*args.paths):
+        src, dst = args.paths
+        if src.is_dir() and dst.exists() and not dst.is_dir():
+            raise ValueError(
+                f"{dst} is a file; the student copies of the folder {src} need a "
+                "folder: pass a folder name as DST"
+            )
+        check_writable(dst if dst.suffix != ".ipynb" else dst.parent)
+        for path in make_student_notebooks(src, dst):
             print(f"wrote {path}")
         return 0
     if args.action == "tag":
@@ -170,8 +194,6 @@ def _course_cmd(args: argparse.Namespace) -> int:
             for path in tag_notebooks(src):
                 print(f"tagged {path}")
         return 0
-    from ..course.grading import grade_paths, write_reports
-
     grades = grade_paths(args.paths, args.solutions, timeout=args.timeout, progress=print)
     if args.out is not None:
         for path in write_reports(grades, args.out):
@@ -181,8 +203,6 @@ def _course_cmd(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of `dit-mini` and all its subcommands."""
-    from .. import __version__
-
     parser = argparse.ArgumentParser(prog="dit-mini", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"dit-mini {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -227,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
         "measure training speed, or time to recognizable relics",
         "'speed' (default) measures, in one run, this machine's fp32 matmul rate, the training "
         "images/s and achieved GFLOP/s of each preset with its fraction of the matmul rate, and "
-        "DDPM/DDIM sampling images/s; 'ttr' trains a recipe on Relics for --minutes and records "
+        "DDPM/DDIM sampling images/s (--under-load K: training speed with K busy processes "
+        "beside it); 'ttr' trains a recipe on Relics for --minutes and records "
         "class accuracy and FID against wall-clock (ttr.json, ttr.png, samples.png).",
         BENCH_OPTIONS,
     )
@@ -301,9 +322,39 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingDiverged as error:
         print(f"dit-mini: error: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("dit-mini: interrupted; continue a training run with --resume", file=sys.stderr)
+    except TrainingInterrupted as stop:
+        print(f"dit-mini: {stop}", file=sys.stderr)
+        print(f"dit-mini: continue with: {_resume_command(args, argv)}", file=sys.stderr)
         return 130
+    except KeyboardInterrupt:
+        print(
+            "dit-mini: stopped at once; the last checkpoint written (if any) is intact and a "
+            "training run continues from it with --resume",
+            file=sys.stderr,
+        )
+        return 130
+    except OSError as error:  # a read-only folder, a full disk, ...
+        where = f" {error.filename}" if error.filename else ""
+        print(
+            f"dit-mini: error: cannot write{where}: {error.strerror or error}; choose a writable "
+            "folder with free space",
+            file=sys.stderr,
+        )
+        return 2
+
+
+def _resume_command(args: argparse.Namespace, argv: list[str] | None) -> str:
+    """The command line that continues the interrupted run."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    if args.command == "quickstart":
+        return "dit-mini " + " ".join(words)  # the quickstart resumes by itself
+    after_resume = {i + 1 for i, w in enumerate(words) if w == "--resume"}
+    kept = [
+        w
+        for i, w in enumerate(words)
+        if w != "--resume" and not (i in after_resume and w == "auto")
+    ]
+    return "dit-mini " + " ".join(kept) + " --resume"
 
 
 if __name__ == "__main__":

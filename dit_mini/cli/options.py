@@ -1,18 +1,22 @@
-"""The options of the `dit-mini` subcommands, as tables that `dit_mini.cli.main` turns into
-argparse.
+"""The options of the `dit-mini` subcommands: tables that `dit_mini.cli.main` turns into argparse.
 
-Each row is (flag, type, default, help[, "required"]); type bool makes an on/off switch and
-"append" a repeatable option. Defaults of the training options come from
-`dit_mini.train.trainer.TrainConfig`, so the command line and the Python API agree.
+Each row is (flag, type, default, help[, "required"]); type bool makes an on/off switch,
+"append" a repeatable option and "auto" a switch that also takes the word auto. The training and
+diffusion options are generated from the fields of `TrainConfig` and `DiffusionConfig`
+(`config_options`: name, type, default and the `help` text kept beside each field), so the
+command line and the Python API cannot drift apart.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 from pathlib import Path
 
+from ..diffusion.losses import DiffusionConfig
+from ..models.dit import DiTConfig
+from ..train.config import TrainConfig
 from ..train.recipes import RECIPES
-from ..train.trainer import TrainConfig
 
 __all__ = [
     "TRAIN_OPTIONS",
@@ -22,10 +26,33 @@ __all__ = [
     "QUICKSTART_OPTIONS",
     "BENCH_OPTIONS",
     "GFLOPS_OPTIONS",
+    "config_options",
     "add_options",
 ]
 
-_D = TrainConfig()
+
+def _option_type(f) -> type:
+    """int, float or str from a field's annotation ('float | None' -> float)."""
+    names = {"int": int, "float": float, "str": str}
+    if f.type in names.values():
+        return f.type
+    parts = [getattr(p, "__name__", p) for p in getattr(f.type, "__args__", ())]
+    parts = parts or [p.strip() for p in str(f.type).split("|")]  # a postponed annotation
+    return next(names[p] for p in parts if p in names)
+
+
+def config_options(config_cls: type, defaults: dict | None = None) -> list[tuple]:
+    """Option rows generated from a config dataclass: one per field whose metadata has a
+    `help` text, flag --field-name, the field's type and default (or `defaults[name]`)."""
+    defaults = defaults or {}
+    return [
+        (f"--{f.name.replace('_', '-')}", _option_type(f), defaults.get(f.name, f.default),
+         f.metadata["help"])
+        for f in fields(config_cls)
+        if "help" in f.metadata
+    ]  # fmt: skip
+
+
 # fmt: off
 # (flag, type, default, help); type bool makes an on/off switch.
 TRAIN_OPTIONS = [
@@ -38,38 +65,26 @@ TRAIN_OPTIONS = [
     ("--image-size", int, 32, "image side in pixels; images are resized to it"),
     ("--patch-size", int, None, "override the DiT preset's patch size (e.g. 1 or 2 for 8x8 "
      "latents)"),
-    ("--steps", int, _D.steps, "optimizer steps in total"),
-    ("--batch-size", int, _D.batch_size, "GLOBAL batch size, split equally among the "
-     "processes under torchrun"),
-    ("--lr", float, _D.lr, "AdamW learning rate"),
-    ("--weight-decay", float, _D.weight_decay, "AdamW weight decay"),
-    ("--warmup-steps", int, _D.warmup_steps, "steps of linear learning-rate warm-up (0: none)"),
-    ("--ema-decay", float, _D.ema_decay, "decay of the moving average of the weights (the EMA "
-     "model is the one sampled)"),
-    ("--grad-clip", float, _D.grad_clip, "clip the gradient norm to this value (0: no clipping)"),
-    ("--cfg-dropout", float, _D.cfg_dropout, "probability of replacing a label by the null "
-     "class, so the model learns classifier-free guidance (0: never)"),
-    ("--objective", str, "eps", "what the network predicts: eps (noise), v (velocity), x0 (the "
-     "image) or flow (flow-matching velocity)"),
-    ("--schedule", str, "linear", "noise schedule of eps, v and x0 objectives: linear or cosine"),
-    ("--time-sampling", str, "uniform", "how training draws flow times: uniform or logit_normal "
-     "(more weight on the middle times; SD3)"),
-    ("--weighting", str, "none", "loss weighting of eps, v and x0 objectives: none or min_snr"),
-    ("--seed", int, _D.seed, "seed of the initial weights, data order and noise"),
+    # the model's label dropout is set through --cfg-dropout; checkpoints every 500 by default
+    *config_options(
+        TrainConfig, {"cfg_dropout": DiTConfig.class_dropout_prob, "checkpoint_every": 500}
+    ),
+    *config_options(DiffusionConfig),
     ("--out", Path, None, "folder for checkpoint.pt and ema.safetensors (default: "
      "runs/PRESET-DATA)"),
-    ("--checkpoint-every", int, 500, "write a checkpoint every K steps (and at the end)"),
-    ("--log-every", int, _D.log_every, "steps between loss updates on the progress bar"),
     ("--vae", str, None, "train a latent DiT on the latents of this VAE file (e.g. "
      "assets/vae.safetensors); its samples are decoded with it"),
     ("--minutes", float, None, "also stop after this many minutes of training (the checkpoint "
      "is written; --resume continues)"),
-    ("--resume", bool, False, "continue the run saved in --out; it must have the same options, "
-     "except --steps, --checkpoint-every and --log-every"),
+    ("--resume", "auto", False, "continue the run saved in --out (it must have the same options, "
+     "except --steps, --checkpoint-every and --log-every); '--resume auto' continues a run if "
+     "there is one and starts one otherwise"),
 ]
 DEVICE_OPTIONS = [
     ("--device", str, None, "cpu, cuda, cuda:1 or mps (default: the best available)"),
     ("--quiet", bool, False, "no progress bar and no summary"),
+    ("--threads", int, None, "torch CPU threads; default: measured while it runs, the fastest "
+     "count now (DIT_MINI_THREADS=N also fixes it)"),
 ]
 SAMPLE_OPTIONS = [
     ("--checkpoint", str, None, "a checkpoint.pt or ema.safetensors file", "required"),
@@ -87,6 +102,8 @@ SAMPLE_OPTIONS = [
      "labels), e.g. for FID"),
     ("--batch-size", int, 256, "samples drawn at once"),
     ("--device", str, None, "cpu, cuda or mps (default: the best available)"),
+    ("--threads", int, None, "torch CPU threads; default: measured while it runs, the fastest "
+     "count now (DIT_MINI_THREADS=N also fixes it)"),
 ]
 FID_OPTIONS = [
     ("--checkpoint", str, None, "draw the samples from this checkpoint.pt or ema.safetensors"),
@@ -101,6 +118,8 @@ FID_OPTIONS = [
     ("--seed", int, 0, "seed of the sampling noise"),
     ("--batch-size", int, 256, "samples drawn at once"),
     ("--device", str, None, "cpu, cuda or mps (default: the best available)"),
+    ("--threads", int, None, "torch CPU threads; default: measured while it runs, the fastest "
+     "count now (DIT_MINI_THREADS=N also fixes it)"),
     ("--json", bool, False, "print JSON: fid, kid, kid_std, n, n_reference, fid_floor, "
      "kid_floor, features, dataset (and class_accuracy for class-conditional relic models)"),
 ]
@@ -113,6 +132,9 @@ QUICKSTART_OPTIONS = [
     *DEVICE_OPTIONS,
 ]
 BENCH_OPTIONS = [
+    ("--under-load", int, None, "speed: instead, train the quickstart recipe idle and with K busy "
+     "processes beside it, with the trainer's thread choice and with fixed 1 and N threads"),
+    ("--load-seconds", float, 20.0, "--under-load: seconds of training per row"),
     ("--preset", "append", None, "DiT preset to time; repeat for several (default: tiny and "
      "DiT-S/4; the first one is also timed sampling)"),
     ("--batch-size", int, 64, "batch size of the training and sampling steps"),
@@ -149,6 +171,11 @@ def add_options(parser: argparse.ArgumentParser, options: list) -> None:
         extra = {"dest": dest} if dest else {}
         if kind is bool:
             parser.add_argument(flag, action="store_true", help=text, **extra)
+        elif kind == "auto":  # --flag (True), --flag auto ("auto"), or absent (the default)
+            parser.add_argument(
+                flag, nargs="?", const=True, default=default, choices=(True, "auto"),
+                metavar="auto", help=text, **extra,
+            )  # fmt: skip
         elif kind == "append":
             parser.add_argument(flag, action="append", default=default, help=text, **extra)
         else:

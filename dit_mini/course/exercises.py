@@ -44,7 +44,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .hints import EXERCISES
+from .hints import EXERCISES, exercise
 
 __all__ = [
     "PASS_PREFIX",
@@ -151,7 +151,7 @@ def grading_mode() -> bool:
 def _execution() -> int | None:
     """The IPython cell execution counter (one attempt per cell run), None outside IPython."""
     try:
-        from IPython import get_ipython
+        from IPython import get_ipython  # deferred: IPython only inside a kernel
     except ImportError:
         return None
     shell = get_ipython()
@@ -236,8 +236,6 @@ def check(
 
 def hint(name: str) -> str:
     """Print and return the nudge and the hint of exercise `name` (e.g. hint("03.eps_loss"))."""
-    from .hints import exercise
-
     known = exercise(name)
     text = f"{known.title}: {known.nudge} Then: {known.hint}"
     print(text)
@@ -264,6 +262,7 @@ def run_check_cell(name: str, source: str, namespace: dict) -> bool:
     grader's per-cell timeout fires) records the exercise as failed with the reason.
     """
     try:
+        # deferred: IPython is there only inside a kernel
         from IPython.core.inputtransformer2 import TransformerManager
 
         source = TransformerManager().transform_cell(source)

@@ -88,7 +88,7 @@ class NotebookGrade:
 
 def solution_exercises(solution: str | Path) -> list[tuple[str, int, str]]:
     """(name, points, check cell source) of every graded cell of a solution notebook."""
-    import nbformat
+    import nbformat  # deferred: the optional `test` extra
 
     nb = nbformat.read(solution, as_version=4)
     found = []
@@ -181,9 +181,9 @@ def grade_submission(
     fast: bool = True,
 ) -> NotebookGrade:
     """Run one submission with the solution's checks appended and score its exercises."""
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import DeadKernelError
+    import nbformat  # deferred: the optional `test` extra
+    from nbclient import NotebookClient  # deferred: the `test` extra
+    from nbclient.exceptions import DeadKernelError  # deferred: the `test` extra
 
     solution = Path(solution)
     exercises = solution_exercises(solution)

@@ -155,15 +155,16 @@ _TABLE = [
      "for each class with at least two samples, take all pairwise distances of its features "
      "(torch.cdist), sum them and divide by n (n - 1) pairs; average those class means."),
     # 09 DPS
-    ("09.attention_gflops", "attention Gflops of one block", 1,
-     "two matrix products of L x L x D multiply-adds each.",
-     "L is the number of patches, (input size / patch size) squared; count the multiply-adds "
-     "of both products and divide by one billion."),
     ("09.block_gflops", "Gflops of one DiT block", 2,
      "add four bills: the projections, the attention products, the MLP and adaLN.",
      "projections: Q, K, V and output, each L D^2; attention: 2 L^2 D; MLP: two layers of L "
      "D times the hidden width int(D * mlp_ratio); adaLN: 6 D^2 once per image; all in "
      "billions."),
+    ("09.sampling_bill", "the bill of a finished sample", 1,
+     "a sample costs one network pass per sampling step, or more; the decoder comes once.",
+     "count the passes: one per step, two when guidance asks the model with and without the "
+     "class; multiply by the Gflops of one pass; add the decoder's Gflops once per sample, not "
+     "once per step."),
     # 10 dream factory
     ("10.latent_shape", "latent shape, compression and token ratio", 1,
      "every encoder level but the last halves the image's height and width.",

@@ -3,8 +3,7 @@
 The repository holds solution notebooks. In an exercise cell the solution sits between
 `### BEGIN SOLUTION` and `### END SOLUTION` lines (nbgrader's markers), and a later cell calls
 `dit_mini.course.exercises.check`. `make_student_notebook` replaces each solution by a stub chosen
-so
-that the student notebook still runs top to bottom, every check printing "not solved yet":
+so that the student notebook still runs top to bottom, every check printing "not solved yet":
 
 - markers indented inside a function body: the body becomes
   `raise NotImplementedError(...)`; `check` catches it when it calls the function.
@@ -121,7 +120,7 @@ def stub_solutions(source: str, markdown: bool = False, where: str = "cell") -> 
 
 def make_student_notebook(src: str | Path, dst: str | Path) -> Path:
     """Write the student version of the solution notebook `src` to `dst`; returns `dst`."""
-    import nbformat
+    import nbformat  # deferred: the optional `test`/`notebooks` extras
 
     src, dst = Path(src), Path(dst)
     if src.resolve() == dst.resolve():
@@ -137,7 +136,7 @@ def make_student_notebook(src: str | Path, dst: str | Path) -> Path:
 def student_notebook(src: str | Path, dst: str | Path):
     """The student version (a NotebookNode, in memory) of `src`, as it would be written to
     `dst` (the "Stuck?" link is relative to `dst`)."""
-    import nbformat
+    import nbformat  # deferred: the optional `test`/`notebooks` extras
 
     src, dst = Path(src), Path(dst)
     nb = nbformat.read(src, as_version=4)
@@ -185,6 +184,7 @@ def _add_stuck_line(nb, src: Path, dst: Path) -> None:
 def check_names(source: str) -> list[str]:
     """The exercise names that the `check(...)` calls of a cell's source pass first, in order."""
     try:
+        # deferred: IPython is there only inside a kernel
         from IPython.core.inputtransformer2 import TransformerManager
 
         source = TransformerManager().transform_cell(source)
@@ -249,7 +249,7 @@ def nbgrader_metadata(
 
 def tag_notebooks(src: str | Path) -> list[Path]:
     """Write nbgrader metadata into one solution notebook or every one under a folder."""
-    import nbformat
+    import nbformat  # deferred: the optional `test`/`notebooks` extras
 
     src = Path(src)
     paths = [src] if src.is_file() else sorted(src.glob("*.ipynb"))

@@ -17,9 +17,8 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from ..metrics.flops import count_gflops, count_params
+from ..metrics.flops import block_cost_parts, count_gflops, count_params
 from ..models.dit import DiT, dit_config
-from ..studies.scaling import block_cost_parts
 
 __all__ = ["SIZE_COLOURS", "PATCH_MARKERS", "table4_figure", "gflops_map_figure", "cost_view",
            "plot_scaling", "steps_vs_size_figure"]  # fmt: skip

@@ -6,11 +6,10 @@ x = D(z / s). A DiT on latents (Peebles & Xie, arXiv 2212.09748, sec. 3.1) cuts 
 into patches exactly as it cuts an image, so the saving shows up as fewer tokens: the attention
 matmuls grow with the square of the token count, the rest of the block linearly.
 
-This module measures those costs with the flop counter of `dit_mini.metrics.flops` (tokens and
-attention
-Gflops of a DiT, the VAE's encoder and decoder, the sampling cost of a whole sample, a sweep over
-image sizes), times training steps, decodes a latent sampling path into pixels, and draws the
-figures. Every picture is a `matplotlib.figure.Figure` built without pyplot, like
+This module measures those costs with the flop counter of `dit_mini.metrics.flops` (tokens
+and attention Gflops of a DiT, the VAE's encoder and decoder, the sampling cost of a whole sample,
+a sweep over image sizes), times training steps, decodes a latent sampling path into pixels, and
+draws the figures. Every picture is a `matplotlib.figure.Figure` built without pyplot, like
 `dit_mini.course.widgets`, so the notebook's slider only wires controls to `forge_view`.
 
 Taught in notebook 11 (forge).

@@ -10,8 +10,7 @@
   sampler against its number of steps, `loss_figure` a training loss curve.
 
 Every picture is a `matplotlib.figure.Figure` built without pyplot, like `dit_mini.course.widgets`,
-so
-a notebook's sliders only wire controls to these functions and the pictures are tested.
+so a notebook's sliders only wire controls to these functions and the pictures are tested.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from ..data.relics import RELIC_CLASSES, relic_captions, relic_params, render_relics
 from ..diffusion.samplers import FLOW_TIME_SCALE, ddpm_step, euler_sample, flow_timesteps
 from ..diffusion.schedules import NoiseSchedule
 from ..viz import smooth
@@ -69,8 +69,6 @@ def relic_browser(cls: int | str, seed: int, n: int = 5, size: int = 32) -> Figu
     The same (class, seed) always shows the same relics: they are the class's first n items of
     the dataset `make_relics(10 n, seed)`.
     """
-    from ..data.relics import RELIC_CLASSES, relic_captions, relic_params, render_relics
-
     if isinstance(cls, str):
         if cls not in RELIC_CLASSES:
             raise ValueError(f"unknown relic class {cls!r}; choose from {', '.join(RELIC_CLASSES)}")

@@ -14,7 +14,10 @@ import torch
 from einops import rearrange
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from PIL import Image
 
+from ..data.clips import HELD_OUT, caption_id, parse_caption
+from ..diffusion.text2video import sample_clips
 from ..viz import to_uint8
 
 __all__ = ["clip_strips", "clip_gif", "tubelet_figure", "token_cost_figure", "caption_to_clip"]
@@ -53,8 +56,6 @@ def clip_gif(clips: torch.Tensor, zoom: int = 6, frame_ms: int = 150, pad: int =
 
     Shapes: clips (N, C, T, H, W) in [-1, 1] -> GIF file bytes.
     """
-    from PIL import Image
-
     if clips.dim() != 5 or len(clips) < 1:
         raise ValueError(
             f"clips must be a non-empty (N, C, T, H, W) batch; got {tuple(clips.shape)}"
@@ -132,9 +133,6 @@ def caption_to_clip(
 
     Shapes: -> (n, C, T, H, W) in [-1, 1] or None.
     """
-    from ..data.clips import HELD_OUT, caption_id, parse_caption
-    from ..train.text2video import sample_clips
-
     try:
         ids = parse_caption(caption)
     except ValueError as error:

@@ -44,7 +44,7 @@ SCHEDULE_COLOURS = {"linear": "tab:orange", "cosine": "tab:blue"}
 
 def show(figure: Figure) -> None:
     """Display a Figure in a notebook as a PNG image."""
-    from IPython.display import Image, display
+    from IPython.display import Image, display  # deferred: IPython comes with notebooks only
 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI)
@@ -54,7 +54,7 @@ def show(figure: Figure) -> None:
 def interactive_view(render: Callable[..., Figure], **controls):
     """A widget: the `controls` (ipywidgets, by keyword) above the picture `render(**values)`,
     redrawn whenever a control moves. Works with ipywidgets 7 and 8."""
-    import ipywidgets as widgets
+    import ipywidgets as widgets  # deferred: the optional `notebooks` extra
 
     output = widgets.interactive_output(lambda **values: show(render(**values)), controls)
     return widgets.VBox([widgets.HBox(list(controls.values())), output])

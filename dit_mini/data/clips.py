@@ -27,8 +27,15 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from .datasets import _atomic_write, cache_dir
-from .relics import BASE_ANGLE, RELIC_BACKGROUNDS, RELIC_CLASSES, RELIC_COLOURS, RelicParams
+from ..storage import atomic_write, cache_dir
+from .relics import (
+    BASE_ANGLE,
+    RELIC_BACKGROUNDS,
+    RELIC_CLASSES,
+    RELIC_COLOURS,
+    RelicParams,
+    render_relics,
+)
 
 __all__ = [
     "CLIP_FRAMES",
@@ -96,7 +103,7 @@ class ClipParams:
         return len(self.cls)
 
 
-def _combos(split: str) -> np.ndarray:
+def caption_combos(split: str) -> np.ndarray:
     """(item, colour, motion) rows allowed in a split: 'train', 'held_out' or 'all'."""
     grid = np.stack(
         np.meshgrid(*(np.arange(len(v)) for v in (RELIC_CLASSES, CLIP_COLOURS, CLIP_MOTIONS))),
@@ -113,7 +120,7 @@ def clip_params(n: int, seed: int = 0, split: str = "train") -> ClipParams:
     so that every combination gets n // len(combos) clips or one more."""
     if n < 1:
         raise ValueError(f"n={n} clips: ask for at least one")
-    combos = _combos(split)
+    combos = caption_combos(split)
     rng = np.random.default_rng(seed)
     cycle = rng.permutation(len(combos))[np.arange(n) % len(combos)]
     pick = combos[rng.permutation(cycle)]  # (n, 3)
@@ -159,8 +166,6 @@ def render_clips(params: ClipParams, frames: int = CLIP_FRAMES, size: int = CLIP
 
     Shapes: params of length N -> (N, T, size, size, 3) uint8.
     """
-    from .relics import render_relics
-
     if RENDER_SIZE % size:
         raise ValueError(f"clip size {size} must divide {RENDER_SIZE}; use 8, 16 or 32")
     f = RENDER_SIZE // size
@@ -225,7 +230,7 @@ def detokenize(tokens: torch.Tensor) -> list[str]:
 def caption_table() -> torch.Tensor:
     """Tokens of every caption by caption id, plus the empty caption as the last row (the null
     id NUM_CAPTIONS used for guidance). Shapes: -> (NUM_CAPTIONS + 1, CAPTION_LEN) int64."""
-    combos = _combos("all")
+    combos = caption_combos("all")
     order = np.argsort(caption_id(*combos.T))
     return tokenize([caption_of(*combos[i]) for i in order] + [""])
 
@@ -276,7 +281,7 @@ def make_clips(n: int, seed: int = 0, split: str = "train", cache: bool = True) 
     else:
         pixels = render_clips(params)
         if cache:
-            _atomic_write(path, lambda f: np.savez(f, pixels=pixels))
+            atomic_write(path, lambda f: np.savez(f, pixels=pixels))
     clips = rearrange(torch.from_numpy(pixels).float() / 127.5 - 1.0, "n t h w c -> n c t h w")
     ids = torch.as_tensor(caption_id(params.cls, params.colour, params.motion), dtype=torch.long)
     captions = [caption_of(*row) for row in zip(params.cls, params.colour, params.motion)]

@@ -12,21 +12,19 @@ Used by every training notebook; introduced in notebook 00 (bonfire).
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 import tarfile
-import tempfile
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
+from ..storage import atomic_write, cache_dir
+from .image_dataset import ImageDataset
+from .relics import TEST_SEED_OFFSET, make_relics
+
 __all__ = [
-    "ImageDataset",
-    "cache_dir",
     "CIFAR10_URL",
     "CIFAR10_MD5",
     "CIFAR10_CLASSES",
@@ -45,81 +43,6 @@ CIFAR10_CLASSES = (
 CIFAR10_SIZE = 32
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 DATASETS = ("relics", "cifar10")
-
-
-@dataclass
-class ImageDataset:
-    """Images, labels, class names and (optionally) one caption per image, all in memory.
-
-    Shapes: images (N, 3, H, W) float32 in [-1, 1], labels (N,) int64.
-    """
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    classes: tuple[str, ...]
-    captions: list[str] | None = None
-
-    def __post_init__(self):
-        if self.images.dim() != 4 or self.images.dtype != torch.float32:
-            raise ValueError(
-                "images must be float32 of shape (N, C, H, W); "
-                f"got {self.images.dtype} {tuple(self.images.shape)}"
-            )
-        if self.labels.shape != (self.images.shape[0],) or self.labels.dtype != torch.int64:
-            raise ValueError(
-                f"labels must be int64 of shape ({self.images.shape[0]},); "
-                f"got {self.labels.dtype} {tuple(self.labels.shape)}"
-            )
-        if self.captions is not None and len(self.captions) != len(self):
-            raise ValueError(
-                f"got {len(self.captions)} captions for {len(self)} images; need one each"
-            )
-
-    @classmethod
-    def from_uint8(cls, pixels: np.ndarray, labels, classes, captions=None) -> ImageDataset:
-        """Build from uint8 pixels in (N, H, W, 3) layout, mapping 0..255 to -1..1.
-
-        Shapes: pixels (N, H, W, 3) uint8, labels (N,) -> images (N, 3, H, W).
-        """
-        x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2)  # (N, 3, H, W)
-        images = x.float().div_(127.5).sub_(1.0).contiguous()
-        labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
-        return cls(images, labels, tuple(classes), None if captions is None else list(captions))
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    def __getitem__(self, i):
-        return self.images[i], self.labels[i]
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    def subset(self, n: int) -> ImageDataset:
-        """The first n images (with their labels and captions)."""
-        if not 0 < n <= len(self):
-            raise ValueError(f"subset size n={n} must lie in [1, {len(self)}] (the dataset size)")
-        captions = None if self.captions is None else self.captions[:n]
-        return ImageDataset(self.images[:n], self.labels[:n], self.classes, captions)
-
-
-def cache_dir() -> Path:
-    """The folder for downloads and generated data: $DIT_MINI_CACHE, else ~/.cache/dit_mini."""
-    return Path(os.environ.get("DIT_MINI_CACHE") or Path.home() / ".cache" / "dit_mini")
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Call write(file) on a temporary file next to `path`, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _md5(path: Path) -> str:
@@ -165,7 +88,7 @@ def _download(url: str, path: Path, md5: str) -> None:
     """Fetch `url` to `path` (atomically) unless it is there, then verify its MD5."""
     if not path.exists():
         with urllib.request.urlopen(url) as response:
-            _atomic_write(path, lambda f: f.write(response.read()))
+            atomic_write(path, lambda f: f.write(response.read()))
     actual = _md5(path)
     if actual != md5:
         raise ValueError(
@@ -200,7 +123,7 @@ def load_cifar10(
             parts = [_read_batch(tar, name) for name in names]
         pixels = np.concatenate([p for p, _ in parts])
         labels = np.concatenate([y for _, y in parts])
-        _atomic_write(split, lambda f: np.savez(f, pixels=pixels, labels=labels))
+        atomic_write(split, lambda f: np.savez(f, pixels=pixels, labels=labels))
     with np.load(split, allow_pickle=False) as z:
         return ImageDataset.from_uint8(z["pixels"], z["labels"], CIFAR10_CLASSES)
 
@@ -276,8 +199,6 @@ def load_dataset(
     Shapes: images (N, 3, size, size) in [-1, 1], labels (N,).
     """
     if name_or_path == "relics":
-        from .relics import TEST_SEED_OFFSET, make_relics
-
         n = n if n is not None else (50_000 if train else 10_000)
         return make_relics(n, seed=seed if train else seed + TEST_SEED_OFFSET, size=size)
     if name_or_path == "cifar10":

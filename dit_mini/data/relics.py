@@ -20,8 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
-from .datasets import ImageDataset, _atomic_write, cache_dir
+from ..storage import atomic_write, cache_dir
+from .image_dataset import ImageDataset
 from .relic_shapes import SHAPES
 
 __all__ = [
@@ -267,7 +269,7 @@ def make_relics(n: int, seed: int = 0, size: int = 32, cache: bool = True) -> Im
     else:
         pixels = render_relics(params, size)
         if cache:
-            _atomic_write(path, lambda f: np.savez(f, pixels=pixels))
+            atomic_write(path, lambda f: np.savez(f, pixels=pixels))
     return ImageDataset.from_uint8(pixels, params.cls, RELIC_CLASSES, relic_captions(params))
 
 
@@ -283,7 +285,5 @@ def relics_grid(per_class: int = 10, seed: int = 0, size: int = 32, zoom: int = 
     grid = rows.transpose(0, 2, 1, 3, 4).reshape(len(RELIC_CLASSES) * size, per_class * size, 3)
     grid = grid.repeat(zoom, axis=0).repeat(zoom, axis=1)
     if path is not None:
-        from PIL import Image
-
         Image.fromarray(grid).save(path)
     return grid

@@ -17,7 +17,7 @@ Taught in notebook 03 (clearing the fog).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -43,12 +43,31 @@ SAMPLERS = {
 class DiffusionConfig:
     """How a denoiser is trained and sampled (the network's architecture lives elsewhere)."""
 
-    objective: str = "eps"
-    schedule: str = "linear"
-    num_timesteps: int = 1000
-    weighting: str = "none"
-    min_snr_gamma: float = 5.0
-    time_sampling: str = "uniform"
+    # `help` is the text of the matching `dit-mini train` option (dit_mini.cli.options).
+    objective: str = field(
+        default="eps",
+        metadata={"help": "what the network predicts: eps (noise), v (velocity), x0 (the image) "
+                  "or flow (flow-matching velocity)"},
+    )  # fmt: skip
+    schedule: str = field(
+        default="linear",
+        metadata={"help": "noise schedule of eps, v and x0 objectives: linear or cosine"},
+    )
+    num_timesteps: int = field(
+        default=1000, metadata={"help": "steps of the discrete noise schedule (eps, v, x0)"}
+    )
+    weighting: str = field(
+        default="none",
+        metadata={"help": "loss weighting of eps, v and x0 objectives: none or min_snr"},
+    )
+    min_snr_gamma: float = field(
+        default=5.0, metadata={"help": "the gamma of min-SNR weighting (Hang et al.)"}
+    )
+    time_sampling: str = field(
+        default="uniform",
+        metadata={"help": "how training draws flow times: uniform or logit_normal (more weight "
+                  "on the middle times; SD3)"},
+    )  # fmt: skip
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:

@@ -3,8 +3,7 @@
 Two numbers say whether a class-conditional generator works:
 - class accuracy: the fraction of samples asked for class k that the classifier calls class k;
 - a Frechet distance (FID, Heusel et al., arXiv 1706.08500, eq. 6; see `dit_mini.metrics.fid`)
-between
-  Gaussians fitted to the classifier's penultimate features of samples and of real relics.
+  between Gaussians fitted to the classifier's penultimate features of samples and of real relics.
   Finite sample sizes bias FID upwards, so every score also reports the real-vs-real floor: the
   distance between two disjoint real sets of the same size. A generator at the floor is as good
   as this ruler can tell.
@@ -19,31 +18,25 @@ Used by notebook 12 (fidelity) and the time-to-recognizable benchmark (`dit_mini
 from __future__ import annotations
 
 import hashlib
-import json
-import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.relics import make_relics
 from .fid import frechet_distance, gaussian_stats
 
 __all__ = [
     "ClassifierConfig",
     "RelicClassifier",
-    "CLASSIFIER_FILE",
     "fit_supervised",
     "train_classifier",
-    "save_classifier",
-    "load_classifier",
     "classifier_accuracy",
     "real_feature_stats",
     "score_samples",
 ]
 
-CLASSIFIER_FILE = "relic_classifier.safetensors"  # in assets/ (see dit_mini.models.pretrained)
 REAL_SEED = 20_000  # real relics for FID references: disjoint from train (0) and test (10_000)
 
 
@@ -156,37 +149,6 @@ def train_classifier(
     )
 
 
-def save_classifier(model: RelicClassifier, path: str | Path, card: dict | None = None) -> None:
-    """Write the weights as safetensors, the config (and an optional card) in its metadata."""
-    from safetensors.torch import save_file
-
-    meta = {"config": json.dumps(asdict(model.config)), "card": json.dumps(card or {})}
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata=meta)
-
-
-def load_classifier(path: str | Path | None = None, device=None) -> RelicClassifier:
-    """Load a classifier written by `save_classifier` (default: the shipped relic classifier)."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    if path is None:
-        from ..models.pretrained import assets_dir
-
-        path = assets_dir() / CLASSIFIER_FILE
-    path = Path(path)
-    if not path.exists():
-        raise ValueError(
-            f"no classifier weights at {path}; "
-            "train one with `python -m dit_mini.metrics.classifier`"
-        )
-    with safe_open(str(path), framework="pt") as f:
-        cfg = json.loads(f.metadata()["config"])
-    model = RelicClassifier(ClassifierConfig(**{**cfg, "widths": tuple(cfg["widths"])}))
-    model.load_state_dict(load_file(str(path), device=str(device or "cpu")))
-    return model.to(device or "cpu").eval()
-
-
 @torch.no_grad()
 def _run(model: RelicClassifier, images: torch.Tensor, fn: str, batch: int = 500):
     param = next(model.parameters())
@@ -208,8 +170,6 @@ _REAL_CACHE: dict = {}
 
 def real_feature_stats(model: RelicClassifier, n: int, seed: int = REAL_SEED):
     """Feature mean and covariance of n real relics from `seed`, memoised per weights and n."""
-    from ..data.relics import make_relics
-
     weights = model.head.weight.detach().cpu().numpy().tobytes()
     key = (hashlib.sha1(weights).hexdigest(), n, seed)
     if key not in _REAL_CACHE:
@@ -217,9 +177,7 @@ def real_feature_stats(model: RelicClassifier, n: int, seed: int = REAL_SEED):
     return _REAL_CACHE[key]
 
 
-def score_samples(
-    images: torch.Tensor, labels: torch.Tensor, model: RelicClassifier | None = None
-) -> dict:
+def score_samples(images: torch.Tensor, labels: torch.Tensor, model: RelicClassifier) -> dict:
     """Grade class-conditional samples against real relics.
 
     Returns {'class_accuracy', 'fid', 'fid_floor', 'n'}: FID against 5000 real relics, and the
@@ -227,7 +185,6 @@ def score_samples(
 
     Shapes: images (N, 3, 32, 32) in [-1, 1], labels (N,) the classes asked for.
     """
-    model = model or load_classifier()
     n = len(images)
     ref = real_feature_stats(model, 5000)
     floor = frechet_distance(*real_feature_stats(model, n, REAL_SEED + 1), *ref)
@@ -238,36 +195,3 @@ def score_samples(
         "fid_floor": floor,
         "n": n,
     }
-
-
-def main(argv=None) -> None:
-    """Train the shipped relic classifier: python -m dit_mini.metrics.classifier [--out PATH]."""
-    import argparse
-
-    from ..data.relics import TEST_SEED_OFFSET, make_relics
-
-    p = argparse.ArgumentParser(description=main.__doc__)
-    p.add_argument("--out", default=None, help=f"default: assets/{CLASSIFIER_FILE}")
-    p.add_argument("--n-train", type=int, default=10_000)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    train = make_relics(args.n_train, seed=args.seed)
-    start = time.perf_counter()
-    model = train_classifier(train.images, train.labels, epochs=args.epochs, seed=args.seed)
-    seconds = time.perf_counter() - start
-    test = make_relics(10_000, seed=args.seed + TEST_SEED_OFFSET)
-    acc = classifier_accuracy(model, test.images, test.labels)
-    card = {"train_seconds": round(seconds, 1), "test_accuracy": acc, "args": vars(args)}
-    if args.out is None:
-        from ..models.pretrained import assets_dir
-
-        args.out = str(assets_dir() / CLASSIFIER_FILE)
-    save_classifier(model, args.out, card)
-    print(json.dumps(card))
-
-
-if __name__ == "__main__":
-    main()

@@ -18,10 +18,7 @@ Used by notebook 13 (mastering the art).
 
 from __future__ import annotations
 
-import json
-import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -33,21 +30,17 @@ from .classifier import fit_supervised
 from .fid import frechet_distance, gaussian_stats
 
 __all__ = [
-    "CHECKER_FILE",
     "QUESTIONS",
     "CheckerConfig",
     "ClipChecker",
     "clip_targets",
     "train_checker",
-    "save_checker",
-    "load_checker",
     "predict",
     "checker_accuracy",
     "confusion",
     "score_clips",
 ]
 
-CHECKER_FILE = "clip_checker.safetensors"  # in assets/ (see dit_mini.models.pretrained)
 QUESTIONS = {"item": RELIC_CLASSES, "colour": CLIP_COLOURS, "motion": CLIP_MOTIONS}
 REAL_SEED = 30_000  # real clips for the FID reference: disjoint from training seeds
 
@@ -134,32 +127,6 @@ def train_checker(
     )
 
 
-def save_checker(model: ClipChecker, path: str | Path, card: dict | None = None) -> None:
-    """safetensors weights with the config (and an optional card) in the metadata."""
-    from safetensors.torch import save_file
-
-    meta = {"config": json.dumps(asdict(model.config)), "card": json.dumps(card or {})}
-    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(path), meta)
-
-
-def load_checker(path: str | Path | None = None, device=None) -> ClipChecker:
-    """Load a checker written by `save_checker` (default: the shipped one), in eval mode."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    if path is None:
-        from ..models.pretrained import assets_dir
-
-        path = assets_dir() / CHECKER_FILE
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"no clip checker at {path}; train one with python -m {__name__}")
-    with safe_open(str(path), framework="pt") as f:
-        cfg = json.loads(f.metadata()["config"])
-    model = ClipChecker(CheckerConfig(**{**cfg, "widths": tuple(cfg["widths"])}))
-    model.load_state_dict(load_file(str(path)))
-    return model.to(device or "cpu").eval()
-
-
 @torch.no_grad()
 def _batched(model: ClipChecker, clips: torch.Tensor, fn, batch: int = 256) -> torch.Tensor:
     param = next(model.parameters())
@@ -221,39 +188,3 @@ def score_clips(
     feats = _batched(model, clips.clamp(-1, 1), model.features)
     fid = frechet_distance(*gaussian_stats(feats), *ref)
     return {**checker_accuracy(model, clips, targets), "fid": fid, "fid_floor": floor}
-
-
-def main(argv=None) -> None:
-    """Train the shipped clip checker: python -m dit_mini.metrics.clip_checker [--out PATH]."""
-    import argparse
-
-    p = argparse.ArgumentParser(prog=f"python -m {__name__}", description=main.__doc__)
-    p.add_argument("--out", default=None, help=f"default: assets/{CHECKER_FILE}")
-    p.add_argument("--n-train", type=int, default=6000)
-    p.add_argument("--epochs", type=int, default=4)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--threads", type=int, default=1)
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    train = make_clips(args.n_train, seed=args.seed, split="all")
-    start = time.perf_counter()
-    model = train_checker(train.clips, clip_targets(train), epochs=args.epochs, seed=args.seed)
-    seconds = time.perf_counter() - start
-    test = make_clips(2000, seed=args.seed + 1000, split="all")
-    held = make_clips(500, seed=args.seed + 2000, split="held_out")
-    card = {
-        "train_seconds": round(seconds, 1),
-        "test": checker_accuracy(model, test.clips, clip_targets(test)),
-        "held_out": checker_accuracy(model, held.clips, clip_targets(held)),
-        "args": vars(args),
-    }
-    if args.out is None:
-        from ..models.pretrained import assets_dir
-
-        args.out = str(assets_dir() / CHECKER_FILE)
-    save_checker(model, args.out, card)
-    print(json.dumps(card))
-
-
-if __name__ == "__main__":
-    main()

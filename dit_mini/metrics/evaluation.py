@@ -16,11 +16,17 @@ Taught in notebook 12 (fidelity); used by `dit-mini fid`.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from ..data.datasets import load_cifar10
+from ..data.relics import RELICS_VERSION, make_relics
+from ..models.pretrained import asset_path, load_pretrained
+from ..storage import atomic_write, cache_dir
+from .classifier import classifier_accuracy
 from .fid import fid_from_features, inception_features, kid_from_features, load_inception
 
 __all__ = [
@@ -46,9 +52,7 @@ def feature_extractor(name: str = "relic", device=None) -> Callable[[torch.Tenso
         network = load_inception(device=device or "cpu")
         return lambda images: inception_features(images, network)
     if name == "relic":
-        from .classifier import load_classifier
-
-        model = load_classifier(device=device)
+        model = load_pretrained("relic-classifier", device=device)
 
         @torch.no_grad()
         def relic_features(images: torch.Tensor) -> torch.Tensor:
@@ -66,10 +70,6 @@ def _features_tag(features: str) -> str:
     """Cache key of a feature space: the relic features change whenever the classifier does."""
     if features != "relic":
         return features
-    import hashlib
-
-    from ..data.relics import RELICS_VERSION
-    from ..models.pretrained import asset_path
 
     digest = hashlib.sha1(asset_path("relic-classifier").read_bytes()).hexdigest()[:10]
     return f"relic{RELICS_VERSION}-{digest}"
@@ -78,12 +78,8 @@ def _features_tag(features: str) -> str:
 def real_images(dataset: str, n: int, seed: int) -> torch.Tensor:
     """n real images of 'relics' (made from `seed`) or 'cifar10' (a half of its test split)."""
     if dataset == "relics":
-        from ..data.relics import make_relics
-
         return make_relics(n, seed=seed).images
     if dataset == "cifar10":
-        from ..data.datasets import load_cifar10
-
         images = load_cifar10(train=False).images
         if n > len(images) // 2:
             raise ValueError(f"n={n} is too large: CIFAR-10's test split holds two sets of 5000")
@@ -96,15 +92,13 @@ def reference_features(
     dataset: str, features: str, n: int, seed: int = REFERENCE_SEED, extractor=None, cache=True
 ) -> torch.Tensor:
     """Features of n real images, cached as a tensor file (loaded with weights_only=True)."""
-    from ..data.datasets import _atomic_write, cache_dir
-
     path = cache_dir() / "fid" / f"{dataset}-{_features_tag(features)}-n{n}-seed{seed}.pt"
     if cache and path.is_file():
         return torch.load(path, weights_only=True)
     extractor = extractor or feature_extractor(features)
     feats = extractor(real_images(dataset, n, seed))
     if cache:
-        _atomic_write(path, lambda f: torch.save(feats, f))
+        atomic_write(path, lambda f: torch.save(feats, f))
     return feats
 
 
@@ -139,9 +133,9 @@ def evaluate_samples(
     kid_floor, _ = kid_from_features(ref, floor, kid_subsets, subset, g)
     scores = {}
     if labels is not None and dataset == "relics":
-        from .classifier import classifier_accuracy, load_classifier
-
-        scores["class_accuracy"] = classifier_accuracy(load_classifier(), samples, labels)
+        scores["class_accuracy"] = classifier_accuracy(
+            load_pretrained("relic-classifier"), samples, labels
+        )
     return scores | {
         "fid": fid_from_features(ref, fake),
         "kid": kid,
@@ -162,7 +156,13 @@ def load_samples(path: str | Path) -> tuple[torch.Tensor, torch.Tensor | None]:
         raise FileNotFoundError(
             f"no samples file at {path}; write one with `dit-mini sample --save-samples`"
         )
-    obj = torch.load(path, weights_only=True)
+    try:
+        obj = torch.load(path, weights_only=True)
+    except Exception as error:  # text, images, a damaged file: all fail somewhere in torch.load
+        raise ValueError(
+            f"{path} is not a samples file (torch.load says: {str(error).splitlines()[0][:120]}); "
+            "write one with `dit-mini sample --save-samples FILE.pt`"
+        ) from error
     images = obj.get("images") if isinstance(obj, dict) else obj
     labels = obj.get("labels") if isinstance(obj, dict) else None
     if not isinstance(images, torch.Tensor) or images.dim() != 4:

@@ -33,6 +33,9 @@ from ..models.dit import DIT_PRESETS, DiT, DiTConfig, dit_config
 from ..models.unet import UNET_PRESETS, UNet, UNetConfig, unet_config
 
 __all__ = [
+    "attention_gflops",
+    "block_cost_parts",
+    "block_gflops",
     "PAPER_TABLE4",
     "PAPER_SETTING",
     "count_params",
@@ -245,3 +248,32 @@ def format_table(reports: list[dict]) -> str:
             line += f" {p_params:>12.1f} {p_gflops:>12.2f}" if p_gflops else f" {'':>12} {'':>12}"
         lines.append(line.rstrip())
     return "\n".join(lines)
+
+
+# ----- the same counts by hand (the formulas notebook 09 teaches) -----
+
+
+def attention_gflops(tokens: int, width: int) -> float:
+    """Multiply-adds (billions) of the two attention matmuls of one block: Q K^T (L x L scores,
+    each a dot product of length D) and the weighted sum of V (the same count): 2 L^2 D."""
+    return 2 * tokens**2 * width / 1e9
+
+
+def block_cost_parts(tokens: int, width: int, mlp_ratio: float = 4.0) -> dict[str, float]:
+    """Multiply-adds (billions) of one DiT block on L tokens of width D, part by part, as the paper
+    counts them: 'projections' (QKV 3 L D^2 and output L D^2), 'attention' (2 L^2 D), 'mlp'
+    (two layers, 2 L D (mlp_ratio D)) and 'adaln' (one 6D-wide map of the conditioning vector,
+    6 D^2, once per image rather than per token)."""
+    hidden = int(width * mlp_ratio)
+    return {
+        "projections": 4 * tokens * width**2 / 1e9,
+        "attention": attention_gflops(tokens, width),
+        "mlp": 2 * tokens * width * hidden / 1e9,
+        "adaln": 6 * width**2 / 1e9,
+    }
+
+
+def block_gflops(tokens: int, width: int, mlp_ratio: float = 4.0) -> float:
+    """Multiply-adds (billions) of one DiT block: the sum of `block_cost_parts`,
+    4 L D^2 + 2 L^2 D + 2 mlp_ratio L D^2 + 6 D^2."""
+    return sum(block_cost_parts(tokens, width, mlp_ratio).values())

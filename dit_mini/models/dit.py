@@ -35,6 +35,7 @@ from .dit_block import (
     modulate,
 )
 from .embeddings import LabelEmbedder, PatchEmbed, TimestepEmbedder, sincos_2d
+from .inputs import check_denoiser_input
 
 __all__ = [
     "modulate",
@@ -230,27 +231,11 @@ class DiT(nn.Module):
     def check_input(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> None:
         """Raise a ValueError that names the problem when inputs break the model contract."""
         cfg = self.config
-        if x.dim() != 4:
-            raise ValueError(f"x_t must be (B, C, H, W); got shape {tuple(x.shape)}")
-        if x.shape[1] != cfg.in_channels:
-            raise ValueError(
-                f"model expects {cfg.in_channels} input channels, got {x.shape[1]} "
-                f"(shape {tuple(x.shape)}); set in_channels={x.shape[1]} or convert the images"
-            )
-        if tuple(x.shape[-2:]) != (cfg.input_size, cfg.input_size):
-            raise ValueError(
-                f"model expects {cfg.input_size}x{cfg.input_size} images, got "
-                f"{x.shape[-2]}x{x.shape[-1]}; resize the images or set input_size={x.shape[-1]}"
-            )
-        if t.dim() != 1 or t.shape[0] != x.shape[0]:
-            raise ValueError(f"t must be (B,) = ({x.shape[0]},); got shape {tuple(t.shape)}")
-        if y is not None and (y.dim() != 1 or y.shape[0] != x.shape[0]):
-            raise ValueError(f"y must be (B,) = ({x.shape[0]},); got shape {tuple(y.shape)}")
-        if y is None and cfg.num_classes > 0 and cfg.null_class is None:
-            raise ValueError(
-                "this model was trained without label dropout (class_dropout_prob=0), so it has "
-                "no null class: pass class labels y"
-            )
+        check_denoiser_input(
+            x, t, y, in_channels=cfg.in_channels, size=(cfg.input_size, cfg.input_size),
+            needs_y=cfg.num_classes > 0 and cfg.null_class is None,
+            layout_hint=f"resize the images or set input_size={x.shape[-1]}",
+        )  # fmt: skip
 
     def condition_tokens(self, t: torch.Tensor, y: torch.Tensor | None, batch: int) -> torch.Tensor:
         """[emb(t), emb(y)] as a sequence; y None means the null class.

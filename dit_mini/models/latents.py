@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .vae import VAE, _device, _images
+from ..data.image_dataset import ImageDataset, as_images
+from .vae import VAE
 
 __all__ = [
     "PEAK_TO_PEAK",
@@ -63,14 +64,16 @@ def encode_latents(
         mean, logvar = vae.encode(x)
         return vae.reparameterize(mean, logvar, generator) if sample else mean
 
-    z = _batched(one, images, batch_size, _device(vae))
+    z = _batched(one, images, batch_size, vae.latent_scale.device)
     return z * vae.latent_scale.to(z.device) if scale else z
 
 
 def decode_latents(vae: VAE, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Undo the latent scale, then decode. Shapes: (N, C_z, h, w) -> (N, C, f h, f w)."""
     scale = vae.latent_scale.to(z.device)
-    return _batched(lambda b: vae.decode(b / scale.to(b.device)), z, batch_size, _device(vae))
+    return _batched(
+        lambda b: vae.decode(b / scale.to(b.device)), z, batch_size, vae.latent_scale.device
+    )
 
 
 def measure_latent_scale(
@@ -85,7 +88,7 @@ def measure_latent_scale(
 
     Shapes: images (N, C, H, W) -> float.
     """
-    z = encode_latents(vae, _images(images), generator, False, sample, batch_size)
+    z = encode_latents(vae, as_images(images), generator, False, sample, batch_size)
     return 1.0 / float(z.float().std())
 
 
@@ -102,9 +105,7 @@ def encode_dataset(
 
     Shapes: images (N, C, H, W) -> (N, C_z, H/f, W/f).
     """
-    from ..data.datasets import ImageDataset
-
-    z = encode_latents(vae, _images(dataset), generator, True, sample, batch_size)
+    z = encode_latents(vae, as_images(dataset), generator, True, sample, batch_size)
     labels = getattr(dataset, "labels", torch.zeros(len(z), dtype=torch.int64))
     classes = getattr(dataset, "classes", ("image",))
     return ImageDataset(z.float().contiguous(), labels, classes, getattr(dataset, "captions", None))
@@ -116,8 +117,10 @@ def reconstruction_metrics(vae: VAE, images: torch.Tensor, batch_size: int = 256
 
     Shapes: images (N, C, H, W) -> {'mse': float, 'psnr': float}.
     """
-    images = _images(images)
-    recon = _batched(lambda x: vae.decode(vae.encode(x)[0]), images, batch_size, _device(vae))
+    images = as_images(images)
+    recon = _batched(
+        lambda x: vae.decode(vae.encode(x)[0]), images, batch_size, vae.latent_scale.device
+    )
     mse = float((recon.clamp(-1, 1) - images).float().square().mean())
     return {"mse": mse, "psnr": 10 * math.log10(PEAK_TO_PEAK**2 / max(mse, 1e-12))}
 
@@ -170,8 +173,8 @@ def latent_map_2d(vae: VAE, dataset, n: int = 1000, batch_size: int = 256) -> La
 
     Shapes: dataset images (N, C, H, W) -> coords (min(n, N), 2).
     """
-    images = _images(dataset)[:n]
-    labels = getattr(dataset, "labels", torch.zeros(len(_images(dataset)), dtype=torch.int64))
+    images = as_images(dataset)[:n]
+    labels = getattr(dataset, "labels", torch.zeros(len(as_images(dataset)), dtype=torch.int64))
     z = encode_latents(vae, images, batch_size=batch_size).reshape(len(images), -1).float()
     mean = z.mean(0)  # (D,)
     _, s, vh = torch.linalg.svd(z - mean, full_matrices=False)  # vh (K, D)

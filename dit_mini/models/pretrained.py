@@ -1,7 +1,8 @@
 """The pretrained relic models shipped in `assets/`, found the same way in a checkout and a wheel.
 
-Each file has a model card beside it (`assets/<name>.md`) with the exact command that trained it,
-its cost and its measured scores. FAST mode in the notebooks loads these instead of training.
+Each file is a dit-mini model file (`dit_mini.registry`: safetensors with a JSON header and a
+checksum) and has a model card beside it (`assets/<name>.md`) with the exact command that trained
+it, its cost and its measured scores. FAST mode in the notebooks loads these instead of training.
 
 Used by notebooks 00 (bonfire), 03, 06, 07, 08, 11, 12 and 13.
 """
@@ -11,6 +12,11 @@ from __future__ import annotations
 import importlib.resources
 import os
 from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..registry import load_model
 
 __all__ = ["PRETRAINED", "assets_dir", "asset_path", "load_pretrained"]
 
@@ -51,27 +57,8 @@ def asset_path(name: str) -> Path:
     return path
 
 
-def load_pretrained(name: str, device=None):
-    """Load a shipped model by name, in eval mode (safetensors only, nothing unpickled)."""
+def load_pretrained(name: str, device: str | torch.device | None = None) -> nn.Module:
+    """Load a shipped model by name, in eval mode (safetensors, checksum verified)."""
     if name not in PRETRAINED:
         raise ValueError(f"unknown pretrained model {name!r}; choose one of {sorted(PRETRAINED)}")
-    path = asset_path(name)
-    if name == "vae":
-        from .vae import load_vae
-
-        return load_vae(path, device=device or "cpu")
-    if name == "relic-classifier":
-        from ..metrics.classifier import load_classifier
-
-        return load_classifier(path, device=device)
-    if name == "video-dit":
-        from ..train.text2video import load_video_dit
-
-        return load_video_dit(path, device=device)
-    if name == "clip-checker":
-        from ..metrics.clip_checker import load_checker
-
-        return load_checker(path, device=device)
-    from ..train.checkpoint import load_model
-
-    return load_model(path, device=device or "cpu").eval()
+    return load_model(asset_path(name), device=device or "cpu")

@@ -29,6 +29,7 @@ from torch import nn
 
 from .attention import Attention
 from .embeddings import LabelEmbedder, TimestepEmbedder
+from .inputs import check_denoiser_input
 
 __all__ = [
     "ResBlock",
@@ -224,29 +225,13 @@ class UNet(nn.Module):
 
     def check_input(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> None:
         """Raise a ValueError that names the problem when inputs break the model contract."""
-        cfg, f = self.config, self.config.downsample_factor
-        if x.dim() != 4:
-            raise ValueError(f"x_t must be (B, C, H, W); got shape {tuple(x.shape)}")
-        if x.shape[1] != cfg.in_channels:
-            raise ValueError(
-                f"model expects {cfg.in_channels} input channels, got {x.shape[1]} "
-                f"(shape {tuple(x.shape)}); set in_channels={x.shape[1]} or convert the images"
-            )
-        if x.shape[-2] % f or x.shape[-1] % f:
-            raise ValueError(
-                f"a U-Net with {len(cfg.channel_mults)} levels needs H and W divisible by {f}, got "
-                f"{x.shape[-2]}x{x.shape[-1]}; resize the images (e.g. to {cfg.input_size}x"
-                f"{cfg.input_size}) or use fewer levels"
-            )
-        if t.dim() != 1 or t.shape[0] != x.shape[0]:
-            raise ValueError(f"t must be (B,) = ({x.shape[0]},); got shape {tuple(t.shape)}")
-        if y is not None and (y.dim() != 1 or y.shape[0] != x.shape[0]):
-            raise ValueError(f"y must be (B,) = ({x.shape[0]},); got shape {tuple(y.shape)}")
-        if y is None and cfg.num_classes > 0 and cfg.null_class is None:
-            raise ValueError(
-                "this model was trained without label dropout (class_dropout_prob=0), so it has "
-                "no null class: pass class labels y"
-            )
+        cfg = self.config
+        check_denoiser_input(
+            x, t, y, in_channels=cfg.in_channels, multiple_of=cfg.downsample_factor,
+            needs_y=cfg.num_classes > 0 and cfg.null_class is None,
+            layout_hint=f"a U-Net with {len(cfg.channel_mults)} levels halves them each level; "
+            f"resize the images (e.g. to {cfg.input_size}x{cfg.input_size}) or use fewer levels",
+        )  # fmt: skip
 
     def embed_condition(self, t: torch.Tensor, y: torch.Tensor | None, batch: int) -> torch.Tensor:
         """c = emb(t) + emb(y); y None means the null class. Shapes: -> (B, E)."""

@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -39,8 +38,6 @@ __all__ = [
     "VAE",
     "kl_divergence",
     "vae_loss",
-    "save_vae",
-    "load_vae",
 ]
 
 LOGVAR_RANGE = (-30.0, 20.0)  # clamp of the encoder's log-variance (latent-diffusion's VAE)
@@ -276,44 +273,3 @@ def vae_loss(model: VAE, x: torch.Tensor, generator: torch.Generator | None = No
     kl = kl_divergence(mean, logvar).mean()
     loss = rec + model.config.kl_weight * kl
     return loss, {"recon": float(rec.detach()), "kl": float(kl.detach())}
-
-
-def _images(data) -> torch.Tensor:
-    images = data.images if hasattr(data, "images") else data
-    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[0] < 1:
-        raise ValueError(
-            "data must be an ImageDataset or an (N, C, H, W) tensor with N >= 1; got "
-            f"{type(images).__name__} {tuple(getattr(images, 'shape', ()))}"
-        )
-    return images
-
-
-def _device(vae: VAE) -> torch.device:
-    return vae.latent_scale.device
-
-
-def save_vae(vae: VAE, path: str | Path, info: dict | None = None) -> Path:
-    """Write the weights (latent scale included) as safetensors, with the config and `info`
-    (plain data, e.g. how it was trained) as JSON metadata; `load_vae` rebuilds the model."""
-    from ..train.checkpoint import export_weights
-
-    return export_weights(
-        vae, path, {"model": {"kind": "vae", **asdict(vae.config)}, **(info or {})}
-    )
-
-
-def load_vae(path: str | Path, device: str | torch.device = "cpu") -> VAE:
-    """Rebuild a VAE, in eval mode, from a file written by `save_vae` (safetensors only)."""
-    from safetensors.torch import load_file
-
-    from ..train.checkpoint import read_config
-
-    path = Path(path)
-    if path.suffix != ".safetensors":
-        raise ValueError(f"load_vae reads .safetensors files written by save_vae; got {path}")
-    config = dict(read_config(path).get("model", {}))
-    if config.pop("kind", None) != "vae":
-        raise ValueError(f"{path} does not hold a VAE (no model kind 'vae' in its metadata)")
-    vae = VAE(VAEConfig(**config))
-    vae.load_state_dict(load_file(str(path)))
-    return vae.to(device).eval()

@@ -33,6 +33,7 @@ from ..data.clips import CAPTION_LEN, CLIP_FRAMES, CLIP_SIZE, NUM_CAPTIONS, VOCA
 from .attention import Attention, CrossAttention
 from .dit import FinalLayer, Mlp, modulate
 from .embeddings import TimestepEmbedder, sincos_1d
+from .inputs import check_denoiser_input
 
 __all__ = [
     "tubeletify",
@@ -327,14 +328,14 @@ class VideoDiT(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None):
         cfg = self.config
-        expected = (cfg.in_channels, cfg.frames * cfg.input_size, cfg.input_size)
-        if x.dim() != 4 or tuple(x.shape[1:]) != expected:
-            raise ValueError(
-                f"x_t must be a film strip (B, {', '.join(map(str, expected))}); got "
-                f"{tuple(x.shape)}; lay clips out with dit_mini.data.clips.to_filmstrip"
-            )
         t = torch.as_tensor(t, device=x.device)
-        t = t.expand(x.shape[0]) if t.dim() == 0 else t
+        t = t.expand(x.shape[0]) if t.dim() == 0 and x.dim() == 4 else t
+        check_denoiser_input(
+            x, t, y, in_channels=cfg.in_channels,
+            size=(cfg.frames * cfg.input_size, cfg.input_size), y_dims=(1, 2),
+            layout_hint="x_t must be a film strip of the clip's frames stacked along H: lay "
+            "clips out with dit_mini.data.clips.to_filmstrip",
+        )  # fmt: skip
         clip = rearrange(x, "b c (t h) w -> b c t h w", t=cfg.frames)
         tokens = self.x_embedder(clip) + self.pos_embed  # (B, L, D)
         context = self.text(self.caption_tokens(y, x.shape[0], x.device))  # (B, S, Dt)

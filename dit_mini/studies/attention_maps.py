@@ -25,6 +25,7 @@ from einops import rearrange
 from torch import nn
 
 from ..data.relics import RELIC_BACKGROUNDS, RELIC_COLOURS
+from ..diffusion.samplers import FLOW_TIME_SCALE
 from ..models.attention import Attention, CrossAttention, attention_weights
 
 __all__ = [
@@ -120,8 +121,6 @@ def noisy_input(
 
     Shapes: x0, eps (B, C, H, W) -> x_t (B, C, H, W), t (B,).
     """
-    from ..diffusion.samplers import FLOW_TIME_SCALE
-
     if not 0.0 <= level <= 1.0:
         raise ValueError(f"noise level {level} must lie in [0, 1] (0 clean, 1 pure noise)")
     B = x0.shape[0]

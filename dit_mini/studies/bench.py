@@ -27,7 +27,7 @@ from ..diffusion.losses import DiffusionConfig, make_loss
 from ..diffusion.samplers import ddim_sample, ddim_timesteps, ddpm_sample
 from ..metrics.flops import count_gflops, count_params
 from ..models.dit import DiT, dit_config
-from ..runtime import cpu_name, pick_device
+from ..runtime import cpu_name, machine_info, pick_device
 
 __all__ = [
     "FLOPS_PER_MAC",
@@ -250,16 +250,17 @@ def _num_threads(threads: int | None):
         torch.set_num_threads(saved)
 
 
-def _machine(device: torch.device, threads: int) -> dict:
+def _bench_machine(device: torch.device, threads: int) -> dict:
     """What ran the benchmark: processor or GPU, cores, threads, torch version, load."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+    info = machine_info()
     return {
         "device": str(device),
         "name": name,
-        "cpu_count": os.cpu_count(),
+        "cpu_count": info["cpu_count"],
         "threads": threads,
-        "torch": torch.__version__,
-        "load_avg_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "torch": info["torch"],
+        "load_avg_start": info["load_average"],
     }
 
 
@@ -289,7 +290,7 @@ def run_benchmark(
     device = pick_device(device)
     with _num_threads(threads) as n_threads:
         # 1. Machine and matmul rate, then each preset's training step between matmul rates.
-        machine = _machine(device, n_threads)
+        machine = _bench_machine(device, n_threads)
         matmul = [matmul_rate(matmul_sizes, device=device)]
         timing = dict(device=device, seconds=seconds, windows=windows, warmup=warmup)
         train = []

@@ -21,6 +21,13 @@ from collections.abc import Sequence
 
 import torch
 
+from ..data.relics import make_relics
+from ..diffusion.losses import generate
+from ..diffusion.samplers import randn
+from ..metrics.classifier import REAL_SEED, classifier_accuracy, real_feature_stats
+from ..metrics.fid import frechet_distance, gaussian_stats
+from ..models.pretrained import load_pretrained
+
 __all__ = ["within_class_diversity", "guidance_sweep", "score_sweep"]
 
 
@@ -58,9 +65,6 @@ def guidance_sweep(
     Returns {'scales', 'labels' (n,), 'samples': {scale: (n, C, H, W)}, 'seconds': {scale: s}}
     with n = per_class * num_classes, labels in blocks of consecutive classes.
     """
-    from ..diffusion.losses import generate
-    from ..diffusion.samplers import randn
-
     num_classes = model.config.num_classes
     if per_class < 1 or not num_classes:
         raise ValueError(
@@ -99,16 +103,7 @@ def score_sweep(sweep: dict, classifier=None, n_reference: int = 1000) -> dict:
     lists over the scales: 'class_accuracy', 'fid', 'diversity'; and numbers: 'fid_floor' and
     'real_diversity' (n real relics never trained on, the same number of each class), 'n'.
     """
-    from ..data.relics import make_relics
-    from ..metrics.classifier import (
-        REAL_SEED,
-        classifier_accuracy,
-        load_classifier,
-        real_feature_stats,
-    )
-    from ..metrics.fid import frechet_distance, gaussian_stats
-
-    classifier = classifier or load_classifier()
+    classifier = classifier or load_pretrained("relic-classifier")
     labels, n = sweep["labels"], len(sweep["labels"])
     # 1. The reference Gaussian, and real relics at the sweep's n (the floor of both metrics).
     reference = real_feature_stats(classifier, n_reference)

@@ -13,12 +13,13 @@ rows and continues where it stopped.
 
     python -m dit_mini.studies.scaling --out runs/scaling.jsonl --images 5120
 
-The block-cost formulas (`block_gflops`, `attention_gflops`) are the reference solutions of the
-exercises in notebook 09 (DPS), which plots the shipped results (assets/scaling/).
+Notebook 09 (DPS) plots the shipped results (assets/scaling/); the block-cost formulas by hand
+(`block_gflops`, `attention_gflops`) live with the counted ones in `dit_mini.metrics.flops`.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from dataclasses import replace
@@ -26,10 +27,16 @@ from pathlib import Path
 
 import torch
 
+from ..course.viz_dps import plot_scaling
+from ..data.datasets import load_dataset
+from ..diffusion.losses import DiffusionConfig, generate, make_loss
+from ..metrics.evaluation import evaluate_samples, feature_extractor
 from ..metrics.flops import gflops_report
 from ..models.dit import DiT, DiTConfig, dit_config
-from ..train.trainer import derive_seed, fit
-from .ttr import _machine, get_recipe
+from ..runtime import machine_info
+from ..train.config import derive_seed
+from ..train.trainer import fit
+from .ttr import get_recipe
 
 __all__ = [
     "TOY_SIZES",
@@ -38,9 +45,6 @@ __all__ = [
     "FAST_GRID",
     "grid_config",
     "num_tokens",
-    "attention_gflops",
-    "block_cost_parts",
-    "block_gflops",
     "run_scaling_study",
     "load_results",
     "format_results",
@@ -79,32 +83,6 @@ def num_tokens(input_size: int, patch_size: int) -> int:
     return (input_size // patch_size) ** 2
 
 
-def attention_gflops(tokens: int, width: int) -> float:
-    """Multiply-adds (billions) of the two attention matmuls of one block: Q K^T (L x L scores,
-    each a dot product of length D) and the weighted sum of V (the same count): 2 L^2 D."""
-    return 2 * tokens**2 * width / 1e9
-
-
-def block_cost_parts(tokens: int, width: int, mlp_ratio: float = 4.0) -> dict[str, float]:
-    """Multiply-adds (billions) of one DiT block on L tokens of width D, part by part, as the paper
-    counts them: 'projections' (QKV 3 L D^2 and output L D^2), 'attention' (2 L^2 D), 'mlp'
-    (two layers, 2 L D (mlp_ratio D)) and 'adaln' (one 6D-wide map of the conditioning vector,
-    6 D^2, once per image rather than per token)."""
-    hidden = int(width * mlp_ratio)
-    return {
-        "projections": 4 * tokens * width**2 / 1e9,
-        "attention": attention_gflops(tokens, width),
-        "mlp": 2 * tokens * width * hidden / 1e9,
-        "adaln": 6 * width**2 / 1e9,
-    }
-
-
-def block_gflops(tokens: int, width: int, mlp_ratio: float = 4.0) -> float:
-    """Multiply-adds (billions) of one DiT block: the sum of `block_cost_parts`,
-    4 L D^2 + 2 L^2 D + 2 mlp_ratio L D^2 + 6 D^2."""
-    return sum(block_cost_parts(tokens, width, mlp_ratio).values())
-
-
 def _loss_curve(history: list[float], batch_size: int) -> list[list[float]]:
     """[images seen, mean loss] for each block of LOSS_CURVE_BLOCK steps."""
     curve = []
@@ -116,8 +94,6 @@ def _loss_curve(history: list[float], batch_size: int) -> list[list[float]]:
 
 def _train_one(name, recipe, data, images, seed) -> tuple[dict, torch.nn.Module]:
     """Train one grid config for `images` training images; returns (row, EMA model)."""
-    from ..diffusion.losses import DiffusionConfig, make_loss
-
     config = grid_config(
         name, recipe.image_size, num_classes=data.num_classes,
         class_dropout_prob=recipe.train.cfg_dropout,
@@ -146,9 +122,6 @@ def _train_one(name, recipe, data, images, seed) -> tuple[dict, torch.nn.Module]
 def _grade(ema, recipe, n_eval, seed, n_reference, extractor) -> dict:
     """Sample n_eval images from the EMA model (n_eval / K per class, the samples that
     `dit_mini.studies.ttr.evaluate` draws) and score them with `evaluation.evaluate_samples`."""
-    from ..diffusion.losses import DiffusionConfig, generate
-    from ..metrics.evaluation import evaluate_samples
-
     K = ema.config.num_classes
     if n_eval < K or n_eval % K:
         raise ValueError(f"n_eval={n_eval} must be a positive multiple of the {K} classes")
@@ -217,10 +190,7 @@ def run_scaling_study(
                 f"seed {row['seed']}); write these runs to another --out file"
             )
     if data is None and any(name not in done for name in grid):
-        from ..data.datasets import load_dataset
-
         data = load_dataset(recipe.data, train=True, n=recipe.n_images, size=recipe.image_size)
-    from ..metrics.evaluation import feature_extractor
 
     extractor, rows = feature_extractor("relic"), []
     for name in grid:
@@ -229,7 +199,7 @@ def run_scaling_study(
             continue
         row, ema = _train_one(name, recipe, data, images, seed)
         row |= _grade(ema, recipe, n_eval, seed, n_reference, extractor)
-        row |= dict(recipe=recipe_name, seed=seed, machine=_machine(), finished=time.time())
+        row |= dict(recipe=recipe_name, seed=seed, machine=machine_info(), finished=time.time())
         rows.append(row)
         if out:
             Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -242,8 +212,6 @@ def run_scaling_study(
 
 def main(argv=None) -> None:
     """python -m dit_mini.studies.scaling --out FILE.jsonl --images N [--grid ...] [--plot PNG]"""
-    import argparse
-
     p = argparse.ArgumentParser(description="DiT scaling study on Relics")
     p.add_argument("--out", required=True, help="results file (JSON lines), appended to")
     p.add_argument("--images", type=int, default=5120, help="training images per config")
@@ -261,8 +229,6 @@ def main(argv=None) -> None:
     )
     print(format_results(rows))
     if args.plot:
-        from ..course.viz_dps import plot_scaling
-
         plot_scaling(rows).savefig(args.plot, dpi=100)
         print(f"wrote {args.plot}")
 

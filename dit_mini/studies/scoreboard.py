@@ -32,7 +32,11 @@ from pathlib import Path
 
 import torch
 
+from ..data.relics import make_relics
 from ..metrics.evaluation import FLOOR_SEED, evaluate_samples, feature_extractor
+from ..models.pretrained import asset_path, load_pretrained
+from ..runtime import machine_info
+from ..train.recipes import sample_images
 
 __all__ = [
     "spearman",
@@ -74,10 +78,6 @@ def draw_contestants(
 
     Shapes: each entry's 'images' (n, 3, 32, 32) in [-1, 1], 'labels' (n,) or None.
     """
-    from ..data.relics import make_relics
-    from ..models.pretrained import asset_path, load_pretrained
-    from ..train.recipes import sample_images
-
     out = {}
     runs = [(m, cfg_scale) for m in models] + [("dit-tiny", 1.0)] * ("dit-tiny" in models)
     for name, w in runs:
@@ -119,8 +119,6 @@ def score_models(contestants: dict[str, dict], n_relic: int, n_inception: int) -
 
 def compare_samplers(checkpoint, n: int, cfg_scale: float = 3.0, seed: int = 0, runs=SAMPLER_RUNS):
     """Relic FID, class accuracy and images/s of one checkpoint under each (sampler, steps)."""
-    from ..train.recipes import sample_images
-
     rows = []
     for sampler, steps in runs:
         tic = time.perf_counter()
@@ -136,8 +134,6 @@ def compare_samplers(checkpoint, n: int, cfg_scale: float = 3.0, seed: int = 0, 
 
 def compare_guidance(checkpoint, n: int, scales=GUIDANCE_SCALES, steps: int = 20, seed: int = 0):
     """Relic FID and class accuracy of one checkpoint (default sampler) at each guidance scale."""
-    from ..train.recipes import sample_images
-
     rows = []
     for w in scales:
         images, labels = sample_images(checkpoint, n, steps=steps, cfg_scale=w, seed=seed)
@@ -191,15 +187,6 @@ def markdown_tables(folder) -> str:
     return "\n".join(out).rstrip()
 
 
-def _machine() -> dict:
-    import os
-    import platform
-
-    return {"cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
-            "torch": torch.__version__, "machine": platform.machine(),
-            "load_avg": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}  # fmt: skip
-
-
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(prog="python -m dit_mini.studies.scoreboard", description=__doc__)
     p.add_argument("study", choices=("models", "samplers", "guidance", "report"))
@@ -225,7 +212,7 @@ def main(argv=None) -> dict:
         result = compare_samplers(args.checkpoint, args.n)
     else:
         result = compare_guidance(args.checkpoint, args.n)
-    result["machine"] = _machine()
+    result["machine"] = machine_info()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{args.study}.json").write_text(json.dumps(result, indent=2))

@@ -52,7 +52,8 @@ def steps_vs_size(
 
     `models` maps a name to (model, its DiffusionConfig); `step_counts` maps the same names to
     the step counts to try. Every run draws `per_class` samples of every class from the same
-    starting noise (seed `seed`). Returns one row per run: {'name', 'steps', 'gflops_per_pass',
+    starting noise (seed `seed`); `classifier` grades them (default: the shipped relic
+    classifier). Returns one row per run: {'name', 'steps', 'gflops_per_pass',
     'gflops_per_sample', 'seconds', 'class_accuracy', 'fid', 'fid_floor', 'n'}.
     """
     missing = sorted(set(models) - set(step_counts))
@@ -60,6 +61,10 @@ def steps_vs_size(
         raise ValueError(f"no step counts for {missing}; give step_counts an entry per model")
     if per_class < 1:
         raise ValueError(f"per_class must be >= 1; got {per_class}")
+    if classifier is None:
+        from ..models.pretrained import load_pretrained
+
+        classifier = load_pretrained("relic-classifier")
     y = torch.arange(num_classes).repeat_interleave(per_class)  # (num_classes * per_class,)
     rows = []
     for name, (model, diffusion) in models.items():

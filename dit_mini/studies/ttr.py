@@ -18,16 +18,27 @@ Used by notebook 03 (clearing the fog) and notebook 09 (DPS), which compare reci
 
 from __future__ import annotations
 
+import argparse
+import copy
 import json
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
+from matplotlib.figure import Figure
 
+from ..data.datasets import load_dataset
+from ..diffusion.losses import DiffusionConfig, generate, make_loss
+from ..metrics.classifier import score_samples
+from ..models.dit import DiT, dit_config
+from ..models.pretrained import load_pretrained
+from ..runtime import machine_info
+from ..train.config import TrainConfig, derive_seed
 from ..train.recipes import RECIPES as TRAIN_RECIPES
 from ..train.recipes import Recipe
-from ..train.trainer import TrainConfig, derive_seed, fit
+from ..train.trainer import fit
+from ..viz import save_image_grid
 
 __all__ = ["RECIPES", "get_recipe", "build_run", "evaluate", "run_ttr", "plot_ttr", "main"]
 
@@ -42,7 +53,12 @@ def _nano(diffusion: dict, sampler: str, lr: float = 3e-3, batch_size: int = 16)
         n_images=20_000,
         diffusion=diffusion,
         train=TrainConfig(
-            steps=10**6, batch_size=batch_size, lr=lr, warmup_steps=100, ema_decay=0.995
+            cfg_dropout=0.1,
+            steps=10**6,
+            batch_size=batch_size,
+            lr=lr,
+            warmup_steps=100,
+            ema_decay=0.995,
         ),
         sampler=sampler,
         sample_steps=20,
@@ -57,7 +73,7 @@ RECIPES: dict[str, Recipe] = {
     "reference": Recipe(
         preset="tiny",
         diffusion={"objective": "eps", "schedule": "linear"},
-        train=TrainConfig(steps=10**6, batch_size=64, lr=3e-4, ema_decay=0.999),
+        train=TrainConfig(cfg_dropout=0.1, steps=10**6, batch_size=64, lr=3e-4, ema_decay=0.999),
         sampler="ddim",
         sample_steps=50,
         cfg_scale=1.0,
@@ -83,10 +99,6 @@ def get_recipe(recipe: str | Recipe) -> Recipe:
 
 def build_run(recipe: Recipe, seed: int = 0):
     """The recipe's model (seeded initial weights), diffusion config and training data."""
-    from ..data.datasets import load_dataset
-    from ..diffusion.losses import DiffusionConfig
-    from ..models.dit import DiT, dit_config
-
     data = load_dataset(recipe.data, train=True, n=recipe.n_images, size=recipe.image_size)
     config = dit_config(
         recipe.preset,
@@ -107,9 +119,6 @@ def evaluate(model, diffusion, recipe: Recipe, n_eval: int, classifier, seed: in
     Returns (scores, images): the keys of `classifier.score_samples` plus 'sample_seconds'.
     Shapes: images (n_eval, C, H, W) in [-1, 1], ordered class by class.
     """
-    from ..diffusion.losses import generate
-    from ..metrics.classifier import score_samples
-
     K = classifier.config.num_classes
     if n_eval < K or n_eval % K:
         raise ValueError(f"n_eval={n_eval} must be a positive multiple of the {K} classes")
@@ -179,8 +188,6 @@ class _Clock:
 
 
 def _frozen_copy(model):
-    import copy
-
     return copy.deepcopy(model).requires_grad_(False)
 
 
@@ -199,19 +206,15 @@ def run_ttr(
     out_dir/samples.png (the last evaluation's samples, a row per class); returns the JSON dict.
     Evaluation time is not counted as training time.
     """
-    from ..diffusion.losses import make_loss
-    from ..metrics.classifier import load_classifier
-    from ..viz import save_image_grid
-
     if minutes <= 0 or eval_every_s <= 0:
         raise ValueError(f"minutes={minutes} and eval_every_s={eval_every_s} must be positive")
     recipe, out = get_recipe(recipe_name), Path(out_dir)
-    machine = _machine()
+    machine = machine_info()
     # 1. Data, model, loss; a training run that only the clock stops.
     start = time.perf_counter()
     model, diffusion, data = build_run(recipe, seed)
     data_seconds = time.perf_counter() - start
-    classifier, last = load_classifier(), {}
+    classifier, last = load_pretrained("relic-classifier"), {}
 
     def grade(ema):
         scores, last["images"] = evaluate(ema, diffusion, recipe, n_eval, classifier, seed)
@@ -228,7 +231,7 @@ def run_ttr(
         "minutes": minutes,
         "seed": seed,
         "n_eval": n_eval,
-        "machine": {**machine, "load_average_end": _machine()["load_average"]},
+        "machine": {**machine, "load_average_end": machine_info()["load_average"]},
         "data_seconds": round(data_seconds, 2),
         "images_per_second": end["images"] / max(end["train_seconds"], 1e-9),
         "goal_class_accuracy": ACCURACY_GOAL,
@@ -245,21 +248,6 @@ def run_ttr(
     return report
 
 
-def _machine() -> dict:
-    """What the wall-clock numbers depend on: CPU, threads, and how busy the machine was."""
-    import os
-    import platform
-
-    load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
-    return dict(
-        cpu=platform.processor() or platform.machine(),
-        cpus=os.cpu_count(),
-        threads=torch.get_num_threads(),
-        torch=torch.__version__,
-        load_average=load,
-    )
-
-
 def _recipe_dict(recipe: Recipe) -> dict:
     d = asdict(recipe)
     d["train"] = asdict(recipe.train)
@@ -268,8 +256,6 @@ def _recipe_dict(recipe: Recipe) -> dict:
 
 def plot_ttr(reports: list[dict], path: str | Path) -> Path:
     """Class accuracy and FID against training minutes, one line per report, as a PNG."""
-    from matplotlib.figure import Figure
-
     if not reports:
         raise ValueError("no reports to plot; pass at least one run_ttr result")
     fig = Figure(figsize=(10, 3.8), dpi=100)
@@ -300,8 +286,6 @@ def plot_ttr(reports: list[dict], path: str | Path) -> Path:
 
 def main(argv=None) -> None:
     """python -m dit_mini.studies.ttr --recipe NAME --minutes M --out DIR (or --plot A B)."""
-    import argparse
-
     p = argparse.ArgumentParser(description="time-to-recognizable benchmark")
     p.add_argument("--recipe", default="quickstart", help=f"one of {sorted(RECIPES)}")
     p.add_argument("--minutes", type=float, default=5.0)

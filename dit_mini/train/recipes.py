@@ -11,20 +11,33 @@ Used by the `dit-mini` command line (`dit_mini.cli.main`) and notebook 00 (bonfi
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
+import math
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 
+from ..data.datasets import load_dataset
+from ..diffusion.losses import DiffusionConfig, generate, make_loss
+from ..models.dit import DIT_PRESETS, DiT, DiTConfig, dit_config
+from ..models.latents import decode_latents, encode_dataset
+from ..models.pretrained import assets_dir
+from ..models.unet import UNET_PRESETS, UNet, unet_config
+from ..registry import load_model, read_config
 from ..runtime import close_distributed, dist_info, fast_mode, init_distributed, pick_device
-from .checkpoint import load_model, read_config
-from .trainer import CHECKPOINT_NAME, EXPORT_NAME, TrainConfig, derive_seed, fit
+from ..threads import fastest_threads, requested_threads, thread_candidates
+from ..viz import save_image_grid, save_loss_curve
+from .config import TrainConfig, derive_seed
+from .session import CHECKPOINT_NAME
+from .trainer import EXPORT_NAME, fit
 
 __all__ = [
     "Recipe",
     "RECIPES",
-    "build_model",
+    "model_from_preset",
     "train_from_options",
     "sample_images",
     "quickstart",
@@ -45,7 +58,7 @@ class Recipe:
     n_images: int = 10_000
     diffusion: dict = field(default_factory=lambda: {"objective": "eps", "schedule": "linear"})
     train: TrainConfig = TrainConfig(
-        steps=3000, batch_size=64, lr=3e-4, ema_decay=0.999, checkpoint_every=250
+        steps=3000, batch_size=64, lr=3e-4, ema_decay=0.999, checkpoint_every=250, cfg_dropout=0.1
     )
     minutes: float = 5.0
     sampler: str = "ddim"
@@ -74,6 +87,7 @@ RECIPES: dict[str, Recipe] = {
             warmup_steps=100,
             ema_decay=0.995,
             checkpoint_every=500,
+            cfg_dropout=0.1,
         ),
         minutes=5.0,
         sampler="euler",
@@ -83,7 +97,7 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
-def build_model(
+def model_from_preset(
     preset: str,
     image_size: int,
     num_classes: int,
@@ -93,9 +107,6 @@ def build_model(
 ):
     """A DiT ('tiny', 'DiT-S/2', ...) or U-Net ('unet-tiny', ...) preset for the data's shape;
     `patch_size` overrides a DiT preset's (e.g. 1 or 2 on 8x8 latents)."""
-    from ..models.dit import DIT_PRESETS, DiT, dit_config
-    from ..models.unet import UNET_PRESETS, UNet, unet_config
-
     kwargs = dict(input_size=image_size, num_classes=num_classes, class_dropout_prob=cfg_dropout)
     kwargs["in_channels"] = in_channels
     if preset in UNET_PRESETS:
@@ -110,9 +121,6 @@ def build_model(
 
 def train_from_options(args: argparse.Namespace, budget_s: float | None = None):
     """Load the data, build model and loss from the options, then `fit`; returns the TrainResult."""
-    from ..data.datasets import load_dataset
-    from ..diffusion.losses import DiffusionConfig, make_loss
-
     known = [f.name for f in fields(DiffusionConfig) if getattr(args, f.name, None) is not None]
     diffusion = DiffusionConfig(**{name: getattr(args, name) for name in known})
     names = [f.name for f in fields(TrainConfig) if hasattr(args, f.name)]
@@ -128,7 +136,7 @@ def train_from_options(args: argparse.Namespace, budget_s: float | None = None):
     with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG left alone
         torch.manual_seed(derive_seed(args.seed, "init"))
         patch = getattr(args, "patch_size", None)
-        model = build_model(args.preset, size, data.num_classes, args.cfg_dropout, C, patch)
+        model = model_from_preset(args.preset, size, data.num_classes, args.cfg_dropout, C, patch)
     info = dist_info()
     start = time.perf_counter()
 
@@ -149,6 +157,7 @@ def train_from_options(args: argparse.Namespace, budget_s: float | None = None):
             quiet=args.quiet or not info.is_main,
             callback=out_of_time if budget_s is not None else None,
             run_config=run_config,
+            threads=getattr(args, "threads", None),
         )
     finally:
         close_distributed()
@@ -156,12 +165,7 @@ def train_from_options(args: argparse.Namespace, budget_s: float | None = None):
 
 def _encode_for_latent_training(vae_path, data, device=None):
     """Encode a dataset with a VAE file; returns the latent dataset and the run-config entry."""
-    import hashlib
-
-    from ..models.latents import encode_dataset
-    from ..models.vae import load_vae
-
-    vae = load_vae(vae_path, device=pick_device(device))
+    vae = load_model(vae_path, device=pick_device(device))
     sha1 = hashlib.sha1(Path(vae_path).read_bytes()).hexdigest()
     latents = encode_dataset(vae, data)
     return latents, {"vae": str(vae_path), "vae_sha1": sha1, "image_size": data.images.shape[-1]}
@@ -171,25 +175,21 @@ def _decoder(config: dict, device, vae_path=None):
     """For a latent model, a function latents -> images (its VAE); None for a pixel model."""
     if "latent" not in config:
         return None
-    from ..models.latents import decode_latents
-    from ..models.vae import load_vae
 
     path = Path(vae_path or config["latent"]["vae"])
     if not path.is_file() and not path.is_absolute():  # a shipped VAE, seen from another folder
-        from ..models.pretrained import assets_dir
-
         path = assets_dir() / path.name
     if not path.is_file():
         raise FileNotFoundError(
             f"this latent model decodes with the VAE {path}, which is missing; pass its path"
         )
-    vae = load_vae(path, device=device)
+    vae = load_model(path, device=device)
     return lambda z: decode_latents(vae, z)
 
 
 def sample_images(
     checkpoint, n, sampler=None, steps=50, cfg_scale=1.0, label=None, seed=0, device=None,
-    batch=256, vae=None,
+    batch=256, vae=None, threads=None,
 ):  # fmt: skip
     """Draw n samples from a checkpoint or export, one class per grid row when conditional.
 
@@ -197,8 +197,15 @@ def sample_images(
 
     Shapes: -> images (n, C, H, W) in [-1, 1], labels (n,) or None.
     """
-    from ..diffusion.losses import DiffusionConfig, generate
-
+    if int(n) < 1 or int(batch) < 1 or int(steps) < 1:
+        raise ValueError(
+            f"n={n}, batch={batch} and steps={steps} must all be >= 1 (--n, --batch-size, --steps)"
+        )
+    if not math.isfinite(cfg_scale) or cfg_scale < 0:
+        raise ValueError(
+            f"cfg_scale={cfg_scale} is not a usable guidance scale; use a finite number >= 0 "
+            "(1 = no guidance, 2 to 4 sharpen class features)"
+        )
     device = pick_device(device)
     config = read_config(checkpoint)
     model = load_model(checkpoint, device=device)
@@ -215,8 +222,11 @@ def sample_images(
     elif num_classes:
         y = torch.arange(n) // -(-n // num_classes)  # equal blocks of consecutive classes
     generator = torch.Generator().manual_seed(seed)
-    chunks = []
-    with torch.no_grad():
+    chunks, saved_threads = [], torch.get_num_threads()
+    with torch.no_grad(), contextlib.ExitStack() as stack:
+        if device.type == "cpu":
+            stack.callback(torch.set_num_threads, saved_threads)
+            _choose_sampling_threads(model, config["model"], min(batch, n), y, threads)
         for lo in range(0, n, batch):
             yb = None if y is None else y[lo : lo + batch]
             x = generate(
@@ -227,6 +237,19 @@ def sample_images(
     return torch.cat(chunks).clamp(-1, 1), y
 
 
+def _choose_sampling_threads(model, described: dict, batch: int, y, threads) -> None:
+    """The fixed thread count, or the fastest one for this model and batch right now."""
+    fixed = requested_threads(threads)
+    if fixed is not None:
+        torch.set_num_threads(fixed)
+        return
+    size, channels = described.get("input_size", 32), described.get("in_channels", 3)
+    x = torch.zeros(batch, channels, size, size)
+    t = torch.full((batch,), 500, dtype=torch.long)
+    yb = None if y is None else y[:batch]
+    fastest_threads(lambda: model(x, t, yb), thread_candidates(torch.get_num_threads()), repeats=1)
+
+
 def quickstart(
     out: str | Path = "quickstart",
     minutes: float | None = None,
@@ -234,11 +257,10 @@ def quickstart(
     recipe: str = "quickstart",
     device: str | None = None,
     quiet: bool = False,
+    threads: int | None = None,
 ) -> dict:
     """Train a recipe's model for a few minutes (continuing a run saved in `out`), then write a
     sample grid with a row per class, a loss curve and the checkpoint; returns their paths."""
-    from ..viz import save_image_grid, save_loss_curve
-
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; choose one of {sorted(RECIPES)}")
     recipe, fast = RECIPES[recipe], fast_mode()
@@ -251,11 +273,16 @@ def quickstart(
         n_images=recipe.fast_n_images if fast else recipe.n_images,
         image_size=recipe.image_size,
         out=out,
-        resume=True,
+        resume="auto",
         device=device,
         quiet=quiet,
+        threads=threads,
     )
-    train_args.steps = steps or (recipe.fast_steps if fast else cfg.steps)
+    if steps is not None and steps < 1:
+        raise ValueError(f"steps={steps}: train at least 1 step (or leave it out for the recipe's)")
+    if minutes is not None and not minutes > 0:
+        raise ValueError(f"minutes={minutes}: give a positive training budget in minutes")
+    train_args.steps = steps if steps is not None else (recipe.fast_steps if fast else cfg.steps)
     start = time.perf_counter()
     minutes = minutes if minutes is not None else recipe.minutes
     result = train_from_options(train_args, budget_s=60 * minutes)
@@ -264,7 +291,7 @@ def quickstart(
     images, _ = sample_images(
         out / CHECKPOINT_NAME, per_class * len(classes), recipe.sampler,
         recipe.fast_sample_steps if fast else recipe.sample_steps, recipe.cfg_scale,
-        seed=cfg.seed, device=device,
+        seed=cfg.seed, device=device, threads=threads,
     )  # fmt: skip
     grid = save_image_grid(images, out / "samples.png", nrow=per_class, row_labels=classes)
     curve = save_loss_curve(
@@ -278,14 +305,12 @@ def quickstart(
 
 def measure_speed(preset="tiny", batch_size=64, steps=20, warmup=3, device=None, image_size=32):
     """Training speed of a preset in images per second, on random data, after `warmup` steps."""
-    from ..diffusion.losses import make_loss
-
     n = 4 * batch_size
     g = torch.Generator().manual_seed(0)
     data = (torch.rand(n, 3, image_size, image_size, generator=g) * 2 - 1, torch.arange(n) % 10)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = build_model(preset, image_size, 10, TrainConfig().cfg_dropout)
+        model = model_from_preset(preset, image_size, 10, DiTConfig.class_dropout_prob)
     marks = {}
 
     def clock(step: int, loss: float) -> None:

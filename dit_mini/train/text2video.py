@@ -1,4 +1,4 @@
-"""Text to video with the video DiT: the training recipe, caption guidance and clip sampling.
+"""Text to video with the video DiT: the training recipe, its command and its grading.
 
 The recipe is the fast CPU recipe of the image models (see `assets/ttr/RESULTS.md`): flow
 matching (x_t = (1 - t) x0 + t eps, predict v = eps - x0; Lipman et al., arXiv 2210.02747) with
@@ -8,10 +8,7 @@ unchanged:
 clips travel as film strips and captions as caption ids, so its label dropout swaps a caption for
 the empty caption (the "null class") 10 % of the time.
 
-Guidance (Ho & Salimans, arXiv 2207.12598, eq. 6) with the empty caption as the unconditional
-input: v = v(x_t, t, empty) + w (v(x_t, t, caption) - v(x_t, t, empty)). `caption_guided` does
-it for typed captions (token tensors); for caption ids `dit_mini.diffusion.guidance.guided` already
-works.
+Sampling with caption guidance lives in `dit_mini.diffusion.text2video`.
 
 Run `python -m dit_mini.train.text2video --help` to train; `assets/train_video.sh` holds the command
 that trained the shipped model, and `--evaluate FILE` grades a model the way its card does
@@ -21,6 +18,7 @@ that trained the shipped model, and `--evaluate FILE` grades a model the way its
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from dataclasses import asdict
@@ -28,18 +26,27 @@ from pathlib import Path
 
 import torch
 
-from ..data.clips import CLIP_FRAMES, from_filmstrip, make_clips, tokenize
-from ..diffusion.guidance import combine_guidance
-from ..diffusion.losses import DiffusionConfig, make_loss
-from ..diffusion.samplers import euler_sample, randn
+from ..course.viz_video import clip_gif, clip_strips
+from ..data.clips import (
+    CLIP_FRAMES,
+    HELD_OUT,
+    caption_combos,
+    caption_id,
+    make_clips,
+    parse_caption,
+)
+from ..diffusion.losses import make_loss
+from ..diffusion.text2video import VIDEO_DIFFUSION, sample_clips
+from ..metrics.clip_checker import confusion, score_clips
+from ..models.pretrained import load_pretrained
 from ..models.video import VideoDiT, VideoDiTConfig
+from ..registry import load_model, read_config, save_model
+from ..runtime import cpu_name
+from ..storage import load_checkpoint
+from .config import TrainConfig
+from .trainer import fit
 
 __all__ = [
-    "VIDEO_DIT_FILE",
-    "VIDEO_DIFFUSION",
-    "caption_guided",
-    "sample_clips",
-    "load_video_dit",
     "eval_combos",
     "evaluate_captions",
     "score_video_dit",
@@ -48,87 +55,11 @@ __all__ = [
     "main",
 ]
 
-VIDEO_DIT_FILE = "video_dit.safetensors"  # in assets/ (see dit_mini.models.pretrained)
-VIDEO_DIFFUSION = DiffusionConfig(objective="flow", time_sampling="logit_normal")
-
-
-def caption_guided(model, scale: float):
-    """Wrap `model` so that it returns the guided prediction against the empty caption.
-
-    y may be caption tokens (B, S) or caption ids (B,); scale 1 returns the model unchanged.
-
-    Shapes: the model contract, x_t (B, C, T*H, W), t (B,), y -> (B, C, T*H, W).
-    """
-    if scale == 1.0:
-        return model
-    if model.null_class is None:
-        raise ValueError(f"guidance scale {scale} needs a model trained with caption dropout")
-
-    def guided_model(x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None):
-        if y is None:
-            return model(x_t, t, None)
-        B = x_t.shape[0]
-        empty = (
-            torch.full_like(y, model.null_class) if y.dim() == 1 else torch.zeros_like(y)
-        )  # the empty caption: its id, or all padding tokens
-        out = model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([y, empty]))  # (2B, ...)
-        return combine_guidance(out[:B], out[B:], scale, x_t.shape[1])
-
-    return guided_model
-
-
-@torch.no_grad()
-def sample_clips(
-    model: VideoDiT,
-    captions: list[str] | torch.Tensor,
-    steps: int = 20,
-    cfg_scale: float = 3.0,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """Clips for typed captions (or caption ids) with the Euler sampler and caption guidance.
-
-    Shapes: N captions -> (N, C, T, H, W), values roughly in [-1, 1].
-    """
-    param = next(model.parameters())
-    y = captions if isinstance(captions, torch.Tensor) else tokenize(list(captions))
-    cfg = model.config
-    shape = (len(y), cfg.in_channels, cfg.frames * cfg.input_size, cfg.input_size)
-    x_T = randn(shape, generator, device=param.device)
-    net = caption_guided(model, cfg_scale)
-    strips = euler_sample(net, x_T, y.to(param.device), steps)
-    return from_filmstrip(strips, cfg.frames)
-
-
-def load_video_dit(path: str | Path | None = None, device=None) -> VideoDiT:
-    """The video DiT, in eval mode, from a safetensors export (default: the shipped one) or
-    from the EMA weights of a training checkpoint (.pt, read with weights_only)."""
-    from safetensors.torch import load_file
-
-    from .checkpoint import load_checkpoint, read_config
-
-    if path is None:
-        from ..models.pretrained import assets_dir
-
-        path = assets_dir() / VIDEO_DIT_FILE
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no video DiT at {path}; train one with python -m {__name__}")
-    checkpoint = load_checkpoint(path) if path.suffix != ".safetensors" else None
-    config = checkpoint["config"] if checkpoint else read_config(path)
-    if "video_dit" not in config:
-        raise ValueError(f"{path} holds no video DiT config; train it with python -m {__name__}")
-    model = VideoDiT(VideoDiTConfig(**config["video_dit"]))
-    state = checkpoint["ema"] if checkpoint else load_file(str(path))
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    return model.to(device or "cpu").eval()
-
 
 def eval_combos(split: str, count: int = 20) -> torch.Tensor:
     """A fixed list of (item, colour, motion) rows to grade: every held-out combination, or
     `count` training combinations spread evenly over the list. Shapes: -> (count, 3) int64."""
-    from ..data.clips import _combos
-
-    combos = torch.as_tensor(_combos("held_out" if split == "held_out" else "train"))
+    combos = torch.as_tensor(caption_combos("held_out" if split == "held_out" else "train"))
     if split == "held_out":
         return combos
     if split != "train":
@@ -152,9 +83,6 @@ def evaluate_captions(
 
     Shapes: combos (K, 3) -> clips (K * per_caption, C, T, H, W).
     """
-    from ..data.clips import caption_id
-    from ..metrics.clip_checker import score_clips
-
     targets = combos.repeat_interleave(per_caption, dim=0)  # (N, 3)
     ids = torch.as_tensor(caption_id(*targets.T.numpy()), dtype=torch.long)
     generator = torch.Generator().manual_seed(seed)
@@ -178,9 +106,6 @@ def score_video_dit(
     `eval_combos('train')` and the 20 held-out ones, at each guidance scale, with the protocol
     and the seconds it took. Rows: {'guidance', 'captions', 'item', ..., 'fid', 'fid_floor',
     'motion_confusion'} (rows: motion asked, columns: motion read back, `CLIP_MOTIONS` order)."""
-    from ..metrics.clip_checker import confusion
-    from ..runtime import cpu_name
-
     start, rows = time.perf_counter(), []
     for scale in scales:
         for split in ("train", "held_out"):
@@ -221,9 +146,6 @@ def save_samples(
 ) -> tuple[Path, Path]:
     """One clip per caption as a PNG strip (frames left to right, held-out captions marked) and
     an animated GIF of the same clips side by side, next to it (same name, .gif)."""
-    from ..course.viz_video import clip_gif, clip_strips
-    from ..data.clips import HELD_OUT, parse_caption
-
     generator = torch.Generator().manual_seed(seed)
     clips = sample_clips(model, list(captions), steps, cfg_scale, generator)
     labels = [c + ("  [held out]" if parse_caption(c) in HELD_OUT else "") for c in captions]
@@ -237,16 +159,14 @@ def save_samples(
 def _evaluate_command(path: str, out: str | None, samples: str | None = None) -> None:
     """Grade an exported video DiT, or a training checkpoint's EMA, with the shipped clip
     checker; print (and save) the scores."""
-    from ..metrics.clip_checker import load_checker
-    from .checkpoint import load_checkpoint, read_config
-
     if str(path).endswith(".safetensors"):
         cost = read_config(path).get("cost")
     else:  # a training checkpoint: its step and recent loss
         saved = load_checkpoint(path)
         cost = {"steps": saved["step"], "loss_last_250": float(saved["history"][-250:].mean())}
-    model = load_video_dit(path)
-    result = {"model": str(path), "cost": cost, **score_video_dit(model, load_checker())}
+    model = load_model(path)
+    checker = load_pretrained("clip-checker")
+    result = {"model": str(path), "cost": cost, **score_video_dit(model, checker)}
     if samples:
         save_samples(model, samples)
     text = json.dumps(result, indent=1)
@@ -256,19 +176,12 @@ def _evaluate_command(path: str, out: str | None, samples: str | None = None) ->
 
 
 def _export(ema: VideoDiT, path: Path, run_config: dict) -> None:
-    """float16 weights (the caption table stays int64) and the run config in the metadata."""
-    from .checkpoint import export_weights
-
-    half = VideoDiT(ema.config)
-    half.load_state_dict(ema.state_dict())
-    for p in half.parameters():
-        p.data = p.data.half()
-    export_weights(half, path, run_config)
+    """float16 weights (the caption table stays int64) and the run config in the header."""
+    extra = {k: v for k, v in run_config.items() if k != "model"}
+    save_model(ema, path, extra=extra, dtype=torch.float16)
 
 
 def _parser():
-    import argparse
-
     p = argparse.ArgumentParser(prog=f"python -m {__name__}", description=main.__doc__)
     p.add_argument("--out-dir", default="runs/video_dit", help="checkpoints (resumable)")
     p.add_argument("--export", default=None, help="also write float16 EMA weights here")
@@ -305,8 +218,6 @@ def _initial_model(args) -> VideoDiT:
     arch = {"hidden_size": args.hidden_size, "depth": args.depth, "num_heads": args.num_heads}
     model = VideoDiT(VideoDiTConfig(**arch))
     if args.init:
-        from .checkpoint import load_checkpoint
-
         state = load_checkpoint(args.init)["ema"]
         if any(state[k].shape != v.shape for k, v in model.state_dict().items() if k in state):
             raise ValueError(
@@ -318,8 +229,6 @@ def _initial_model(args) -> VideoDiT:
 
 
 def _train_command(args) -> None:
-    from .trainer import TrainConfig, fit
-
     torch.manual_seed(args.seed)
     model = _initial_model(args)  # before the data, so that a wrong --init fails at once
     data = make_clips(args.n_clips, seed=args.seed, split="train")
@@ -333,7 +242,7 @@ def _train_command(args) -> None:
         checkpoint_every=250,
         log_every=50,
     )
-    run_config = {"video_dit": asdict(model.config), "diffusion": asdict(VIDEO_DIFFUSION)}
+    run_config = {"diffusion": asdict(VIDEO_DIFFUSION)}
     run_config["data"] = {"n_clips": args.n_clips, "seed": args.seed, "frames": CLIP_FRAMES}
     if args.init:
         run_config["init"] = args.init

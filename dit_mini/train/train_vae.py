@@ -1,34 +1,39 @@
 """Training the course's VAE: the loop (Adam on the negative ELBO, cosine decay) and its command.
 
 The VAE is not a denoiser, so it has its own short loop instead of `dit_mini.train.trainer.fit`;
-after
-training, its latent scale is measured and stored in the model (`dit_mini.models.latents`). The
-command
-`python -m dit_mini.train.train_vae` trains the shipped `assets/vae.safetensors` (see assets/vae.md)
-and reports held-out reconstruction MSE and PSNR.
+after training, its latent scale is measured and stored in the model (`dit_mini.models.latents`).
+The command `python -m dit_mini.train.train_vae` trains the shipped `assets/vae.safetensors` (see
+assets/vae.md) and reports held-out reconstruction MSE and PSNR.
 
-The model and its loss: `dit_mini.models.vae`. Taught in notebooks 10 (dream factory) and 11
-(forge).
+The model and its loss: `dit_mini.models.vae`. Taught in notebooks 10 (dream factory) and
+11 (forge).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
+import os
+import sys
+import time
 
 import torch
+from tqdm.auto import tqdm
 
+from ..data.image_dataset import as_images
+from ..data.relics import TEST_SEED_OFFSET, make_relics
 from ..models.latents import measure_latent_scale, reconstruction_metrics
 from ..models.vae import (
     VAE,
     VAE_PRESETS,
     VAEConfig,
-    _device,
-    _images,
-    save_vae,
     vae_config,
     vae_loss,
 )
+from ..registry import save_model
 from ..runtime import cpu_name
+from ..viz import save_image_grid
 
 __all__ = ["train_vae", "main"]
 
@@ -47,20 +52,18 @@ def train_vae(
     then measure and store its latent scale.
 
     A VAE is not a denoiser, so it has this loop instead of `dit_mini.train.trainer.fit`. One
-    generator
-    seeded from `seed` shuffles the data (a fresh permutation every epoch), another draws the
-    reparameterisation noise: the same seed gives the same weights. The scale is measured on the
-    first `scale_images` training images. Returns the per-step 'loss', 'recon' and 'kl'.
+    generator seeded from `seed` shuffles the data (a fresh permutation every epoch), another
+    draws the reparameterisation noise: the same seed gives the same weights. The scale is
+    measured on the first `scale_images` training images. Returns the per-step 'loss', 'recon'
+    and 'kl'.
 
     Shapes: data images (N, C, H, W) in [-1, 1].
     """
-    from tqdm.auto import tqdm
-
     if steps < 1 or batch_size < 1 or not lr > 0:
         raise ValueError(
             f"need steps >= 1, batch_size >= 1, lr > 0; got {steps}, {batch_size}, {lr}"
         )
-    images, device = _images(data), _device(vae)
+    images, device = as_images(data), vae.latent_scale.device
     order = torch.Generator().manual_seed(seed)
     noise = torch.Generator(device).manual_seed(seed + 1)
     opt = torch.optim.Adam(vae.parameters(), lr=lr)
@@ -89,15 +92,6 @@ def train_vae(
 
 def main(argv: list[str] | None = None) -> dict:
     """Train the course's VAE on relics, report held-out MSE and PSNR, save weights and a grid."""
-    import argparse
-    import json
-    import os
-    import sys
-    import time
-
-    from ..data.relics import TEST_SEED_OFFSET, make_relics
-    from ..viz import save_image_grid
-
     p = argparse.ArgumentParser(prog="python -m dit_mini.train.train_vae", description=main.__doc__)
     p.add_argument("--preset", default="vae-nano", choices=sorted(VAE_PRESETS))
     p.add_argument("--kl-weight", type=float, default=VAEConfig.kl_weight)
@@ -139,7 +133,7 @@ def main(argv: list[str] | None = None) -> dict:
         "test": {**reconstruction_metrics(vae, test.images), "n": args.n_test},
         "latent_scale": float(vae.latent_scale),
     }
-    save_vae(vae, args.out, record)
+    save_model(vae, args.out, extra=record)
     with torch.no_grad():
         x = test.images[:10]
         save_image_grid(torch.cat([x, vae.decode(vae.encode(x)[0])]), args.grid, nrow=10, zoom=3)

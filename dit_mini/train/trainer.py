@@ -24,90 +24,27 @@ Taught in notebook 03 (clearing the fog); used by every notebook that trains.
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import math
+import contextlib
+import signal
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
-from ..runtime import autocast_context, dist_info, make_grad_scaler, pick_device
-from .checkpoint import (
-    CheckpointError,
-    config_diff,
-    export_weights,
-    load_checkpoint,
-    model_config_dict,
-    save_checkpoint,
-)
+from ..registry import kind_of, save_model
+from ..storage import save_tensors
+from ..threads import ThreadTuner, requested_threads
+from .config import TrainConfig
+from .session import TrainingSession
 
-__all__ = [
-    "TrainConfig",
-    "TrainResult",
-    "TrainingDiverged",
-    "CHECKPOINT_NAME",
-    "EXPORT_NAME",
-    "derive_seed",
-    "batch_indices",
-    "fit",
-    "make_adamw",
-]
+__all__ = ["EXPORT_NAME", "TrainResult", "TrainingInterrupted", "fit"]
 
-CHECKPOINT_NAME = "checkpoint.pt"
 EXPORT_NAME = "ema.safetensors"
-# Fields a resumed run may change: extending a run or checkpointing more often is fine.
-RESUMABLE_FIELDS = ("train.steps", "train.checkpoint_every", "train.log_every")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How a model is trained (its architecture and the diffusion recipe live elsewhere).
-
-    `batch_size` is the global batch: with several processes each one takes an equal share.
-    `checkpoint_every` 0 writes a checkpoint only at the end; `grad_clip` 0 turns clipping off.
-    """
-
-    steps: int = 1000
-    batch_size: int = 64
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    warmup_steps: int = 0
-    ema_decay: float = 0.9999
-    ema_warmup: bool = True
-    grad_clip: float = 1.0
-    cfg_dropout: float = 0.1
-    seed: int = 0
-    checkpoint_every: int = 0
-    log_every: int = 10
-
-    def __post_init__(self):
-        for name in ("steps", "batch_size", "log_every"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer; got {getattr(self, name)}")
-        for name in ("warmup_steps", "checkpoint_every", "seed"):
-            if int(getattr(self, name)) < 0:
-                raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive; got {self.lr}")
-        if self.weight_decay < 0 or self.grad_clip < 0:
-            raise ValueError("weight_decay and grad_clip must be >= 0 (0 turns clipping off)")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must lie in [0, 1); got {self.ema_decay}")
-        if not 0.0 <= self.cfg_dropout < 1.0:
-            raise ValueError(f"cfg_dropout must lie in [0, 1); got {self.cfg_dropout}")
-
-    def lr_at(self, step: int) -> float:
-        """Learning rate of step `step` (0-based): linear warm-up, then constant."""
-        return self.lr * min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else self.lr
-
-    def ema_decay_at(self, step: int) -> float:
-        """EMA decay after step `step`: min(decay, (1 + s) / (10 + s)) with warm-up, so early
-        EMA weights are not dominated by the random initialisation."""
-        return min(self.ema_decay, (1 + step) / (10 + step)) if self.ema_warmup else self.ema_decay
 
 
 @dataclass
@@ -121,279 +58,51 @@ class TrainResult:
     seconds: float
     images_per_second: float
     checkpoint: Path | None = None
+    threads: int | None = None  # the torch thread count the run ended with
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped `fit` at the end of a step, after the run was saved.
+
+    `result` holds the TrainResult up to that step; the message says how to continue."""
+
+    def __init__(self, message: str, result: TrainResult):
+        super().__init__(message)
+        self.result = result
 
 
-def derive_seed(*parts) -> int:
-    """A 63-bit seed from (seed, stream name, index...), stable across runs and platforms."""
-    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+@contextlib.contextmanager
+def _stop_at_step_end() -> Iterator[dict]:
+    """While training, the first SIGINT (Ctrl-C) or SIGTERM (timeout, Slurm, Colab) only asks
+    the loop to stop after the current step; the handlers are then restored, so a second one
+    stops at once. Outside the main thread (no signals there) nothing changes."""
+    asked: dict = {"signal": None}
+    if threading.current_thread() is not threading.main_thread():
+        yield asked
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
+    def ask(signum, frame):
+        asked["signal"] = signal.Signals(signum).name
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
-def batch_indices(step: int, batch_size: int, n: int, seed: int) -> torch.Tensor:
-    """Indices of the global batch of step `step`: a slice of the concatenated shuffled epochs.
-
-    Shapes: -> (batch_size,) int64.
-    """
-    start, stop = step * batch_size, (step + 1) * batch_size
-    parts = []
-    for epoch in range(start // n, (stop - 1) // n + 1):
-        perm = torch.randperm(
-            n, generator=torch.Generator().manual_seed(derive_seed(seed, "data", epoch))
-        )
-        lo, hi = max(start - epoch * n, 0), min(stop - epoch * n, n)
-        parts.append(perm[lo:hi])
-    return torch.cat(parts)
-
-
-def make_adamw(params, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW fused into one kernel over all tensors where this torch build supports it (CPU and
-    CUDA in torch >= 2.4), else the plain for-each AdamW. For a small model the optimizer step
-    is a sizeable part of a CPU step; `dit-mini bench --fused/--no-fused` measures the gain.
-    Both are deterministic, so exact resume holds either way."""
-    params = list(params)
+    for s in previous:
+        signal.signal(s, ask)
     try:
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        yield asked
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
-def _as_tensors(data) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(images, labels or None) from an ImageDataset, an (images, labels) pair or images."""
-    if hasattr(data, "images"):
-        images, labels = data.images, getattr(data, "labels", None)
-    elif isinstance(data, (tuple, list)) and len(data) == 2:
-        images, labels = data
-    else:
-        images, labels = data, None
-    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[0] < 1:
-        raise ValueError(
-            "data must be an ImageDataset, an (images, labels) pair or an (N, C, H, W) tensor "
-            f"with N >= 1; got {type(images).__name__} {tuple(getattr(images, 'shape', ()))}"
-        )
-    return images.float(), None if labels is None else labels.long()
-
-
-class _Replica:
-    """The DDP-wrapped model, seen through the plain model's attributes (config, null_class...)."""
-
-    def __init__(self, ddp: nn.Module):
-        self.ddp = ddp
-
-    def __call__(self, *args, **kwargs):
-        return self.ddp(*args, **kwargs)
-
-    def __getattr__(self, name: str):
-        return getattr(self.ddp.module, name)
-
-
-def _describe(model: nn.Module) -> dict:
-    try:
-        return model_config_dict(model)
-    except ValueError:  # a notebook's own network: resumable, but not rebuildable by load_model
-        return {"kind": f"{type(model).__module__}.{type(model).__qualname__}"}
-
-
-def _with_new_defaults(saved: dict, model: nn.Module, described: dict) -> dict:
-    """A checkpoint's run config with model-config fields added to the package since it was saved
-    filled in with their defaults, so an older run resumes when its model is unchanged. Only the
-    fields that the new run's model description (`described`) holds are filled."""
-    cfg = getattr(model, "config", None)
-    if not (is_dataclass(cfg) and isinstance(saved.get("model"), dict)):
-        return saved
-    missing = {
-        f.name: f.default
-        for f in fields(cfg)
-        if f.name in described and f.name not in saved["model"] and f.default is not MISSING
-    }
-    return {**saved, "model": {**saved["model"], **missing}}
-
-
-class _Session:
-    """One training run's state: model, EMA, optimizer, generators, history and step."""
-
-    def __init__(self, model, loss_fn, data, config: TrainConfig, out_dir, device, run_config):
-        self.info, self.config, self.loss_fn = dist_info(), config, loss_fn
-        if config.batch_size % self.info.world_size:
-            raise ValueError(
-                f"batch_size {config.batch_size} is the global batch and must be divisible by the "
-                f"{self.info.world_size} processes; use a multiple of {self.info.world_size}"
-            )
-        self.device = pick_device(device)
-        images, labels = _as_tensors(data)
-        self.images, self.labels = images.to(self.device), self._check_labels(model, labels)
-        self.model = model.to(self.device)
-        self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
-        self.opt = make_adamw(model.parameters(), config.lr, config.weight_decay)
-        self.scaler = make_grad_scaler(self.device)
-        self.shared_noise = hasattr(loss_fn, "draw")  # draw for the global batch, then slice
-        self.gens = {"labels": torch.Generator(), "noise": torch.Generator(self.device)}
-        self._seed_generators()
-        self.history: list[float] = []
-        self.step = 0
-        self.run_config = {"model": _describe(model), "train": asdict(config), **(run_config or {})}
-        self.path = Path(out_dir) / CHECKPOINT_NAME if out_dir is not None else None
-        self.saved_step: int | None = None
-        self.net = model
-        if self.info.distributed:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net = _Replica(nn.parallel.DistributedDataParallel(model, device_ids=ids))
-
-    def _check_labels(self, model, labels):
-        num_classes = getattr(getattr(model, "config", None), "num_classes", None)
-        if labels is None or num_classes == 0:
-            return None  # unconditional training
-        if num_classes is not None and int(labels.max()) >= num_classes:
-            raise ValueError(
-                f"the data has label {int(labels.max())} but the model knows {num_classes} "
-                f"classes; build the model with num_classes={int(labels.max()) + 1}"
-            )
-        if self.config.cfg_dropout > 0 and getattr(model, "null_class", None) is None:
-            raise ValueError(
-                f"cfg_dropout={self.config.cfg_dropout} needs a model with a null class; build "
-                "it with class_dropout_prob > 0, or set cfg_dropout=0"
-            )
-        return labels.cpu()
-
-    def _seed_generators(self) -> None:
-        rank = 0 if self.shared_noise else self.info.rank
-        self.gens["labels"].manual_seed(derive_seed(self.config.seed, "labels"))
-        self.gens["noise"].manual_seed(derive_seed(self.config.seed, "noise", rank))
-
-    def open(self, resume: bool) -> None:
-        """Start fresh, or load the checkpoint in the output folder when resuming."""
-        if self.path is None or not self.path.exists():
-            return
-        if not resume:
-            raise CheckpointError(
-                f"{self.path.parent} already holds a training run ({self.path.name}); pass "
-                "resume=True (--resume) to continue it, or choose another output folder"
-            )
-        state = load_checkpoint(self.path, map_location=self.device)
-        saved = _with_new_defaults(state["config"], self.model, self.run_config["model"])
-        diff = config_diff(saved, self.run_config, ignore=RESUMABLE_FIELDS)
-        if diff:
-            raise CheckpointError(
-                f"cannot resume from {self.path}: it was trained with another config:\n  "
-                + "\n  ".join(diff)
-                + "\nrepeat the original run's options, or choose another output folder"
-            )
-        self.model.load_state_dict(state["model"])
-        self.ema.load_state_dict(state["ema"])
-        self.opt.load_state_dict(state["opt"])
-        if self.scaler is not None and state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        self.step = self.saved_step = int(state["step"])
-        self.history = state["history"].tolist()
-        self._restore_generators(state["rng"])
-
-    def _restore_generators(self, rng: dict) -> None:
-        try:
-            for name, gen in self.gens.items():
-                gen.set_state(rng[name].cpu())
-        except (RuntimeError, KeyError):  # saved on another device type: restart the streams
-            self._seed_generators()
-        if not self.shared_noise and self.info.rank > 0:  # only rank 0's stream is saved
-            seed = derive_seed(self.config.seed, "noise", self.info.rank, self.step)
-            self.gens["noise"].manual_seed(seed)
-
-    def state_dict(self) -> dict:
-        return {
-            "model": self.model.state_dict(),
-            "ema": self.ema.state_dict(),
-            "opt": self.opt.state_dict(),
-            "step": self.step,
-            "config": self.run_config,
-            "rng": {name: gen.get_state() for name, gen in self.gens.items()},
-            "history": torch.tensor(self.history, dtype=torch.float64),
-            "scaler": self.scaler.state_dict() if self.scaler is not None else {},
-        }
-
-    def save(self) -> None:
-        """Write the checkpoint (main process only); the others wait for it."""
-        if self.path is not None:
-            if self.info.is_main:
-                save_checkpoint(self.path, self.state_dict())
-            if self.info.distributed:
-                torch.distributed.barrier()
-            self.saved_step = self.step
-
-    def batch(self) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
-        """This process's share of the global batch: x0, y and, if drawn here, t and eps."""
-        from ..diffusion.guidance import drop_labels
-
-        cfg, n_local = self.config, self.config.batch_size // self.info.world_size
-        idx = batch_indices(self.step, cfg.batch_size, self.images.shape[0], cfg.seed)
-        shard = slice(self.info.rank * n_local, (self.info.rank + 1) * n_local)
-        x0 = self.images[idx.to(self.device)]  # (B, C, H, W), global
-        extra = {}
-        if self.shared_noise:
-            t, eps = self.loss_fn.draw(x0, self.gens["noise"])
-            extra = {"t": t[shard], "eps": eps[shard]}
-        y = None
-        if self.labels is not None:
-            null = getattr(self.model, "null_class", None)
-            y = drop_labels(self.labels[idx], cfg.cfg_dropout, null, self.gens["labels"])
-            y = y[shard].to(self.device)
-        return x0[shard], y, extra
-
-    def global_loss(self, loss: torch.Tensor) -> float:
-        value = loss.detach().float()
-        if self.info.distributed:
-            torch.distributed.all_reduce(value)
-            value = value / self.info.world_size
-        return float(value)
-
-    def diverged(self, value: float) -> TrainingDiverged:
-        where = (
-            f"the last good checkpoint is {self.path} (step {self.saved_step})"
-            if self.saved_step is not None
-            else "no checkpoint was written yet"
-        )
-        return TrainingDiverged(
-            f"the loss became {value} at step {self.step + 1}; {where}. Lower the learning "
-            "rate (--lr), add warm-up steps or gradient clipping, or check the data for NaNs"
-        )
-
-    def train_step(self) -> float:
-        """One optimizer step on one global batch; returns the batch's mean loss."""
-        cfg = self.config
-        # 1. Batch and noise, then the loss of this process's share.
-        x0, y, extra = self.batch()
-        with autocast_context(self.device):
-            loss = self.loss_fn(self.net, x0, y, self.gens["noise"], **extra)
-        value = self.global_loss(loss)
-        if not math.isfinite(value):
-            raise self.diverged(value)
-        # 2. Backward (scaled in float16), clip, AdamW step at this step's learning rate.
-        for group in self.opt.param_groups:
-            group["lr"] = cfg.lr_at(self.step)
-        self.opt.zero_grad(set_to_none=True)
-        scaler = self.scaler
-        (scaler.scale(loss) if scaler else loss).backward()
-        if scaler is not None:
-            scaler.unscale_(self.opt)
-        if cfg.grad_clip:
-            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-        scaler.step(self.opt) if scaler else self.opt.step()
-        if scaler is not None:
-            scaler.update()
-        # 3. EMA of the weights, then count the step.
-        self._update_ema()
-        self.history.append(value)
-        self.step += 1
-        return value
-
-    @torch.no_grad()
-    def _update_ema(self) -> None:
-        decay = self.config.ema_decay_at(self.step)
-        for e, p in zip(self.ema.parameters(), self.model.parameters()):
-            e.lerp_(p, 1.0 - decay)
-        for e, b in zip(self.ema.buffers(), self.model.buffers()):
-            e.copy_(b)
+def _export(ema: nn.Module, path: Path, run_config: dict) -> None:
+    """The EMA weights as a model file; `dit_mini.load_model` rebuilds registered networks."""
+    extra = {k: v for k, v in run_config.items() if k != "model"}
+    if kind_of(ema) is not None:
+        save_model(ema, path, extra=extra)
+    else:  # the learner's own network: the weights and the run, for their own module to load
+        save_tensors(path, ema.state_dict(), {"model": run_config["model"], "extra": extra})
 
 
 def fit(
@@ -407,6 +116,7 @@ def fit(
     quiet: bool = False,
     callback: Callable[[int, float], bool | None] | None = None,
     run_config: dict | None = None,
+    threads: int | None = None,
 ) -> TrainResult:
     """Train `model` on `data` with `loss_fn(model, x0, y, generator)`; see the module docstring.
 
@@ -415,22 +125,31 @@ def fit(
     the end) and the EMA weights to out_dir/ema.safetensors; `resume=True` continues the run found
     there. `callback(step, loss)` runs after every step; returning True stops early (the run is
     then saved). `run_config` (plain data, e.g. the diffusion config) is stored in checkpoints and
-    must match when resuming.
+    must match when resuming. On the CPU the torch thread count is measured and chosen while
+    training (`dit_mini.threads`); `threads` (or $DIT_MINI_THREADS) fixes it, which also makes
+    runs repeat bit for bit.
 
     Shapes: data images (N, C, H, W) in [-1, 1], labels (N,).
     """
-    from tqdm.auto import tqdm
-
     config = config or TrainConfig()
-    run = _Session(model, loss_fn, data, config, out_dir, device, run_config)
+    run = TrainingSession(model, loss_fn, data, config, out_dir, device, run_config)
     run.open(resume)
     show = not quiet and run.info.is_main
     bar = tqdm(total=config.steps, initial=run.step, disable=not show, desc="train", unit="step")
     first, start = run.step, time.perf_counter()
     model.train()
-    try:
-        while run.step < config.steps:
+    fixed = requested_threads(threads)
+    tuner = ThreadTuner(
+        fixed if run.device.type == "cpu" else torch.get_num_threads(), quiet=not show
+    )
+    with _stop_at_step_end() as asked, contextlib.ExitStack() as closing:
+        closing.callback(bar.close)
+        closing.callback(tuner.close)
+        while run.step < config.steps and not asked["signal"]:
+            tuner.before_step()
+            tic = time.perf_counter()
             loss = run.train_step()
+            tuner.after_step(time.perf_counter() - tic)
             bar.update(1)
             if run.step % config.log_every == 0 or run.step == config.steps:
                 recent = run.history[-config.log_every :]
@@ -439,20 +158,20 @@ def fit(
                 run.save()
             if callback is not None and callback(run.step, loss):
                 break
-    finally:
-        bar.close()
     seconds = time.perf_counter() - start
     if run.saved_step != run.step:
         run.save()
     if run.path is not None and run.info.is_main:
-        export_weights(run.ema, run.path.parent / EXPORT_NAME, run.run_config)
+        _export(run.ema, run.path.parent / EXPORT_NAME, run.run_config)
     images = (run.step - first) * config.batch_size
-    return TrainResult(
-        model,
-        run.ema,
-        run.history,
-        run.step,
-        seconds,
-        images / seconds if seconds else 0.0,
-        run.path,
-    )
+    result = TrainResult(
+        model, run.ema, run.history, run.step, seconds, images / seconds if seconds else 0.0,
+        run.path, tuner.chosen,
+    )  # fmt: skip
+    if asked["signal"]:
+        saved = f"saved {run.path}" if run.path is not None else "nothing saved (no out_dir)"
+        raise TrainingInterrupted(
+            f"{asked['signal']} stopped training after step {run.step}; {saved}; continue "
+            "with resume=True (--resume)", result
+        )  # fmt: skip
+    return result

@@ -1,0 +1,126 @@
+"""What a training run is: its config, its data order and its label dropout.
+
+`TrainConfig` holds the optimizer, EMA, checkpoint and seed settings of `dit_mini.train.trainer.fit`
+(the network's architecture and the diffusion recipe live in their own configs). A run is a pure
+function of its seed: `derive_seed` turns (seed, purpose, ...) into independent seeds, and
+`batch_indices` gives the examples of any step without any state to save.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import nn
+
+__all__ = ["TrainConfig", "derive_seed", "batch_indices", "resolve_dropout"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a model is trained (its architecture and the diffusion recipe live elsewhere).
+
+    `batch_size` is the global batch: with several processes each one takes an equal share.
+    `checkpoint_every` 0 writes a checkpoint only at the end; `grad_clip` 0 turns clipping off.
+    """
+
+    # `help` is the text of the matching `dit-mini train` option (dit_mini.cli.options).
+    steps: int = field(default=1000, metadata={"help": "optimizer steps in total"})
+    batch_size: int = field(
+        default=64,
+        metadata={"help": "GLOBAL batch size, split equally among the processes under torchrun"},
+    )
+    lr: float = field(default=1e-4, metadata={"help": "AdamW learning rate"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    warmup_steps: int = field(
+        default=0, metadata={"help": "steps of linear learning-rate warm-up (0: none)"}
+    )
+    ema_decay: float = field(
+        default=0.9999,
+        metadata={"help": "decay of the moving average of the weights (the EMA is sampled)"},
+    )
+    ema_warmup: bool = True  # EMA decay min(decay, (1 + n) / (10 + n)) early on; not an option
+    grad_clip: float = field(
+        default=1.0, metadata={"help": "clip the gradient norm to this value (0: no clipping)"}
+    )
+    cfg_dropout: float | None = field(
+        default=None,
+        metadata={
+            "help": "probability of replacing a label by the null class, so the model learns "
+            "classifier-free guidance (0: never); it is the model's class_dropout_prob"
+        },
+    )
+    seed: int = field(
+        default=0, metadata={"help": "seed of the initial weights, data order and noise"}
+    )
+    checkpoint_every: int = field(
+        default=0, metadata={"help": "write a checkpoint every K steps (0: only at the end)"}
+    )
+    log_every: int = field(
+        default=10, metadata={"help": "steps between loss updates on the progress bar"}
+    )
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "log_every"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be a positive integer; got {getattr(self, name)}")
+        for name in ("warmup_steps", "checkpoint_every", "seed"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive; got {self.lr}")
+        if self.weight_decay < 0 or self.grad_clip < 0:
+            raise ValueError("weight_decay and grad_clip must be >= 0 (0 turns clipping off)")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must lie in [0, 1); got {self.ema_decay}")
+        if self.cfg_dropout is not None and not 0.0 <= self.cfg_dropout < 1.0:
+            raise ValueError(f"cfg_dropout must lie in [0, 1); got {self.cfg_dropout}")
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate of step `step` (0-based): linear warm-up, then constant."""
+        return self.lr * min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else self.lr
+
+    def ema_decay_at(self, step: int) -> float:
+        """EMA decay after step `step`: min(decay, (1 + s) / (10 + s)) with warm-up, so early
+        EMA weights are not dominated by the random initialisation."""
+        return min(self.ema_decay, (1 + step) / (10 + step)) if self.ema_warmup else self.ema_decay
+
+
+def derive_seed(*parts) -> int:
+    """A 63-bit seed from (seed, stream name, index...), stable across runs and platforms."""
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def batch_indices(step: int, batch_size: int, n: int, seed: int) -> torch.Tensor:
+    """Indices of the global batch of step `step`: a slice of the concatenated shuffled epochs.
+
+    Shapes: -> (batch_size,) int64.
+    """
+    start, stop = step * batch_size, (step + 1) * batch_size
+    parts = []
+    for epoch in range(start // n, (stop - 1) // n + 1):
+        perm = torch.randperm(
+            n, generator=torch.Generator().manual_seed(derive_seed(seed, "data", epoch))
+        )
+        lo, hi = max(start - epoch * n, 0), min(stop - epoch * n, n)
+        parts.append(perm[lo:hi])
+    return torch.cat(parts)
+
+
+def resolve_dropout(config: TrainConfig, model: nn.Module) -> TrainConfig:
+    """The label dropout of guidance has one source: the model's config (`class_dropout_prob`,
+    or `caption_dropout` for the video DiT), which also decides whether a null class exists.
+    `cfg_dropout=None` takes it from there; a different explicit value is an error."""
+    cfg = getattr(model, "config", None)
+    built = getattr(cfg, "class_dropout_prob", getattr(cfg, "caption_dropout", None))
+    if config.cfg_dropout is None:
+        return replace(config, cfg_dropout=built or 0.0)
+    if built is not None and config.cfg_dropout != built:
+        raise ValueError(
+            f"cfg_dropout={config.cfg_dropout} but the model was built with label dropout "
+            f"{built}; the model's config is the one that counts: build the model with the "
+            "dropout you want and leave cfg_dropout unset"
+        )
+    return config
