@@ -3,7 +3,8 @@
 Importing the package has no side effects: no RNG use, no backend flags, no prints, no files.
 """
 
-from .course.exercises import check
+from .course.exercises import check, hint
+from .course.quiz import quiz
 from .data.datasets import ImageDataset, load_cifar10, load_dataset, load_image_folder
 from .data.relics import RELIC_CLASSES, make_relics, relic_captions, render_relic
 from .diffusion.guidance import combine_guidance, drop_labels, guided
@@ -42,6 +43,7 @@ __all__ = [
     "Attention",
     "attention_weights",
     "check",
+    "hint",
     "CheckpointError",
     "combine_guidance",
     "CONDITIONING",

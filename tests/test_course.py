@@ -6,9 +6,10 @@ import nbformat
 import pytest
 
 from dit_mini.course.notebooks import (
-    grade_notebook,
+    check_names,
     make_student_notebook,
     make_student_notebooks,
+    nbgrader_metadata,
     stub_solutions,
 )
 
@@ -98,11 +99,38 @@ def test_folders_are_mirrored(tmp_path):
         make_student_notebooks(tmp_path / "missing", tmp_path / "x")
 
 
-def test_grading_runs_both_versions(tmp_path):
-    src = solution_notebook(tmp_path / "solution.ipynb")
-    student = make_student_notebook(src, tmp_path / "student.ipynb")
-    solved, unsolved = grade_notebook(src, timeout=60), grade_notebook(student, timeout=60)
-    assert (solved.passed, solved.total, solved.errors) == (2, 2, [])
-    assert (unsolved.passed, unsolved.total, unsolved.errors) == (0, 2, [])  # runs to the end
-    assert all("not solved yet" in m for m in unsolved.messages)
-    assert "0/2 checks passed" in unsolved.summary()
+def test_solution_link_only_for_copies_of_notebooks_solutions(tmp_path):
+    (tmp_path / "notebooks" / "solutions").mkdir(parents=True)
+    src = solution_notebook(tmp_path / "notebooks" / "solutions" / "01_x.ipynb")
+    nb = nbformat.read(make_student_notebook(src, tmp_path / "notebooks" / "01_x.ipynb"), 4)
+    first = nb.cells[0].source.splitlines()
+    assert first[0] == "# Exercises" and first[2].startswith("> Stuck? The solution notebook is")
+    assert "[solutions/01_x.ipynb](solutions/01_x.ipynb)" in first[2]
+    colab = "colab.research.google.com/github/dit-mini/dit-mini/blob/main/notebooks/solutions"
+    assert f"{colab}/01_x.ipynb" in first[2]
+    elsewhere = make_student_notebook(solution_notebook(tmp_path / "a.ipynb"), tmp_path / "b")
+    assert "Stuck?" not in nbformat.read(elsewhere, 4).cells[0].source
+
+
+def test_nbgrader_metadata_tags_solution_and_check_cells(tmp_path):
+    nb = nbformat.read(solution_notebook(tmp_path / "s.ipynb"), 4)
+    double, top = nb.cells[1], nb.cells[2]
+    checks = [nbformat.v4.new_code_cell(f'check("t.{n}", 1, 1)') for n in ("double", "answer")]
+    nb.cells[1:] = [double, checks[0], top, checks[1]]  # solution, check, solution, check
+    assert check_names('check("a.b", 1, 1)\ncheck("a.b", 2, 2)\nx = 1') == ["a.b"]
+    assert nbgrader_metadata(nb, points={"t.double": 2, "t.answer": 1}) == [
+        ("t.double", 2),
+        ("t.answer", 1),
+    ]
+    solution, check = nb.cells[1].metadata["nbgrader"], nb.cells[2].metadata["nbgrader"]
+    assert (solution["solution"], solution["grade"], solution["locked"]) == (True, False, False)
+    assert (check["solution"], check["grade"], check["locked"]) == (False, True, True)
+    assert (check["grade_id"], check["points"], check["schema_version"]) == ("t_double", 2, 3)
+    assert nb.cells[2].metadata["dit_mini"] == {"exercise": "t.double"}
+    assert nb.cells[0].metadata["nbgrader"]["points"] == 0  # a Markdown answer, graded by hand
+    nb.cells[2].source = 'check("t.double", 1, 1)\ncheck("t.other", 1, 1)'
+    with pytest.raises(ValueError, match="exactly one"):
+        nbgrader_metadata(nb, points={"t.double": 2, "t.answer": 1})
+    nb.cells[2].source = 'check("t.double", 1, 1)'
+    with pytest.raises(ValueError, match="no exercise named 't.double'"):
+        nbgrader_metadata(nb)  # not in dit_mini.course.hints

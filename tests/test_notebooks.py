@@ -39,9 +39,20 @@ def code_cells(nb):
     return [c for c in nb.cells if c.cell_type == "code"]
 
 
-def problems(nb, repo: str) -> list[str]:
+def release_tag() -> str:
+    """The tag the Colab cells pin: v + pyproject's version (the README's tag convention)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        tomllib = pytest.importorskip("tomli")
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        return "v" + tomllib.load(f)["project"]["version"]
+
+
+def problems(nb, repo: str, tag: str | None = None) -> list[str]:
     """Every way the notebook `nb` breaks the course's notebook rules (empty when it is fine)."""
     found = []
+    pin = f"{repo}@{tag or release_tag()}"
     cells = code_cells(nb)
     if any(c.outputs or c.execution_count is not None for c in cells):
         found.append("stored with outputs or execution counts")
@@ -54,8 +65,10 @@ def problems(nb, repo: str) -> list[str]:
     for line in pip_lines:
         if not line.startswith((" ", "\t")):
             found.append(f"pip runs outside the Colab test: {line.strip()!r}")
-        if f"git+{repo}" not in line or (line.split("git+")[-1].rstrip("\"' ") != repo):
-            found.append(f"install URL is not the repository {repo}: {line.strip()!r}")
+        if f"git+{repo}" not in line or (line.split("git+")[-1].rstrip("\"' ") != pin):
+            found.append(f"install URL is not the repository {pin}: {line.strip()!r}")
+        if "[" in line.split("git+")[0]:
+            found.append(f"the Colab cell installs an extra (Colab has its own Jupyter): {line!r}")
     exercises = [i for i, c in enumerate(cells) if BEGIN in c.source and END in c.source]
     if len(exercises) < 2:
         found.append(f"{len(exercises)} exercise cell(s); need at least 2")
@@ -99,11 +112,15 @@ def test_there_are_notebooks():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_learner_copy_is_up_to_date(path, tmp_path):
-    from dit_mini.course.notebooks import make_student_notebook
+    from dit_mini.course.notebooks import student_notebook
 
-    fresh = nbformat.read(make_student_notebook(path, tmp_path / path.name), as_version=4)
+    fresh = student_notebook(path, ROOT / "notebooks" / path.name)  # in memory
     shipped = nbformat.read(ROOT / "notebooks" / path.name, as_version=4)
-    assert [c.source for c in shipped.cells] == [c.source for c in fresh.cells], (
+
+    def content(nb):  # everything but cell ids, which nbformat may renumber
+        return [(c.cell_type, c.source, dict(c.metadata)) for c in nb.cells], dict(nb.metadata)
+
+    assert content(shipped) == content(fresh), (
         f"notebooks/{path.name} is out of date with notebooks/solutions/{path.name}: "
         "run `dit-mini course student notebooks/solutions notebooks`"
     )
@@ -120,7 +137,9 @@ def test_notebook_follows_the_rules(path):
 def test_rule_checker_catches_a_bad_notebook():
     nb = nbformat.v4.new_notebook()
     nb.cells = [
-        nbformat.v4.new_code_cell('!pip install "dit-mini @ git+https://github.com/someone/else"'),
+        nbformat.v4.new_code_cell(
+            '!pip install "dit-mini[notebooks] @ git+https://github.com/x/y"'
+        ),
         nbformat.v4.new_code_cell("x = 1\n### BEGIN SOLUTION\ny = 2\n### END SOLUTION"),
         nbformat.v4.new_code_cell("class Net(nn.Module):\n    pass"),
     ]
@@ -132,6 +151,7 @@ def test_rule_checker_catches_a_bad_notebook():
         "install cell",
         "outside the Colab",
         "install URL",
+        "installs an extra",
         "1 exercise",
         "not followed by a check",
         "no ipywidgets",
@@ -174,3 +194,17 @@ def test_student_version_keeps_checks_and_hides_solutions(path, tmp_path):
             if code:
                 assert code not in theirs.source, f"solution line {code!r} leaked"
         assert "NotImplementedError" in theirs.source or "= None" in theirs.source
+
+
+def test_colab_cell_pins_the_release_tag():
+    good = nbformat.v4.new_notebook()
+    repo = "https://github.com/dit-mini/dit-mini"
+    install = (
+        'import sys\n\nif "google.colab" in sys.modules:\n    !pip install -q "dit-mini @ git+{}"'
+    )
+    good.cells = [nbformat.v4.new_code_cell(install.format(f"{repo}@v9.9.9"))]
+    assert not [p for p in problems(good, repo, "v9.9.9") if "install" in p]
+    good.cells[0].source = install.format(repo)  # unpinned: a later push changes the course
+    assert [p for p in problems(good, repo, "v9.9.9") if "install URL" in p]
+    readme = (ROOT / "README.md").read_text()
+    assert f"@{release_tag()}" in readme, "the README states the tag convention"

@@ -2,7 +2,13 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from dit_mini.course.viz_dps import cost_view, gflops_map_figure, plot_scaling, table4_figure
+from dit_mini.course.viz_dps import (
+    cost_view,
+    gflops_map_figure,
+    plot_scaling,
+    steps_vs_size_figure,
+    table4_figure,
+)
 from dit_mini.metrics.flops import count_gflops, gflops_report
 from dit_mini.models.dit import DiT, dit_config
 
@@ -60,3 +66,20 @@ def test_plot_scaling_draws_each_config_and_the_overlay():
     assert len(curve_ax.get_lines()) == len(ROWS) + 1  # curves + the overlay's dots
     with pytest.raises(ValueError, match="no results"):
         plot_scaling([])
+
+
+def test_steps_vs_size_figure_draws_one_line_per_model_and_labels_the_steps():
+    def row(name, steps, per_pass, fid, acc):
+        return dict(name=name, steps=steps, gflops_per_pass=per_pass,
+                    gflops_per_sample=2 * steps * per_pass, fid=fid, fid_floor=0.5,
+                    class_accuracy=acc, n=30)  # fmt: skip
+
+    rows = [row("big", 4, 0.2, 6.0, 0.97), row("big", 8, 0.2, 5.5, 0.98),
+            row("small", 16, 0.03, 12.0, 0.8), row("small", 32, 0.03, 11.5, 0.82)]  # fmt: skip
+    left, right = steps_vs_size_figure(rows).axes
+    assert len(left.lines) == 3  # two models and the floor
+    assert list(left.lines[0].get_xdata()) == pytest.approx([1.6, 3.2])
+    assert list(right.lines[1].get_ydata()) == pytest.approx([80.0, 82.0])
+    assert sorted(t.get_text() for t in left.texts) == ["16", "32", "4", "8"]
+    with pytest.raises(ValueError, match="no rows"):
+        steps_vs_size_figure([])

@@ -94,3 +94,13 @@ def test_figures():
     assert sorted(bold) == [1.0, 1.0, 1.0, 2.2]
     with pytest.raises(ValueError, match="highlight"):
         race_figure(histories, gflops, highlight="film")
+
+
+def test_race_figure_draws_costs_from_zero_and_names_the_relative_difference():
+    histories = {d: [1.0, 0.9, 0.8] for d in CONDITIONING}
+    gflops = {"adaln-zero": 0.182, "adaln": 0.1815, "in-context": 0.1865, "cross-attention": 0.2101}
+    right = race_figure(histories, gflops).axes[1]
+    assert right.get_xlim()[0] == 0.0  # bar lengths are proportional to the Gflops
+    notes = [text.get_text() for text in right.texts]
+    assert any("+15.4 %" in note for note in notes)  # cross-attention against adaLN-Zero
+    assert len(notes) == 4

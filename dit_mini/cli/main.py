@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 
 from .. import __version__
-from ..course.notebooks import grade_notebook, make_student_notebooks
+from ..course.grading import grade_paths, write_reports
+from ..course.notebooks import make_student_notebooks, tag_notebooks
 from ..metrics.evaluation import evaluate_samples, load_samples
 from ..metrics.flops import format_table, gflops_report
 from ..runtime import dist_info
@@ -176,18 +177,28 @@ def _gflops_cmd(args: argparse.Namespace) -> int:
 
 def _course_cmd(args: argparse.Namespace) -> int:
     if args.action == "student":
-        if args.src.is_dir() and args.dst.exists() and not args.dst.is_dir():
+        if len(args.paths) != 2:
+            raise ValueError("course student needs SRC and DST")
+        src, dst = args.paths
+        if src.is_dir() and dst.exists() and not dst.is_dir():
             raise ValueError(
-                f"{args.dst} is a file; the student copies of the folder {args.src} need a "
+                f"{dst} is a file; the student copies of the folder {src} need a "
                 "folder: pass a folder name as DST"
             )
-        check_writable(args.dst if args.dst.suffix != ".ipynb" else args.dst.parent)
-        for path in make_student_notebooks(args.src, args.dst):
+        check_writable(dst if dst.suffix != ".ipynb" else dst.parent)
+        for path in make_student_notebooks(src, dst):
             print(f"wrote {path}")
         return 0
-    grade = grade_notebook(args.src, timeout=args.timeout)
-    print(grade.summary())
-    return 0 if grade.passed == grade.total else 1
+    if args.action == "tag":
+        for src in args.paths:
+            for path in tag_notebooks(src):
+                print(f"tagged {path}")
+        return 0
+    grades = grade_paths(args.paths, args.solutions, timeout=args.timeout, progress=print)
+    if args.out is not None:
+        for path in write_reports(grades, args.out):
+            print(f"wrote {path}")
+    return 0  # grading ran: scores, however low, are in the report, not in the exit status
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -268,14 +279,31 @@ def build_parser() -> argparse.ArgumentParser:
         "course",
         _course_cmd,
         "build student notebooks, grade notebooks",
-        "'student SRC "
-        "DST' removes the solutions from a notebook or a folder of notebooks; 'grade SRC' "
-        "runs a notebook and counts its passed checks.",
+        "'student SRC DST' removes the solutions from a notebook or a folder of notebooks; "
+        "'tag SRC' writes nbgrader metadata into solution notebooks; 'grade PATH...' runs "
+        "submissions, re-runs the solution's checks on them and reports points per exercise. "
+        "Exit status: 0 when grading ran (whatever the scores), 2 for bad input.",
         [],
     )
-    p.add_argument("action", choices=("student", "grade"), help="what to do")
-    p.add_argument("src", type=Path, help="solution notebook or folder (student); notebook (grade)")
-    p.add_argument("dst", type=Path, nargs="?", help="output notebook or folder (student only)")
+    p.add_argument("action", choices=("student", "tag", "grade"), help="what to do")
+    p.add_argument(
+        "paths",
+        type=Path,
+        nargs="+",
+        metavar="PATH",
+        help="student: SRC DST (notebook or folder); tag: solution notebooks or "
+        "folders; grade: submitted notebooks, or class folders with one subfolder "
+        "per student",
+    )
+    p.add_argument(
+        "--solutions",
+        type=Path,
+        default=None,
+        help="grade: folder of solution notebooks (default: the checkout's notebooks/solutions)",
+    )
+    p.add_argument(
+        "--out", type=Path, default=None, help="grade: folder for grades.csv and grades.json"
+    )
     p.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell (grade)")
     return parser  # fmt: skip
 
@@ -284,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `dit-mini` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "course" and args.action == "student" and args.dst is None:
+    if args.command == "course" and args.action == "student" and len(args.paths) != 2:
         parser.error("course student needs SRC and DST")
     try:
         return args.func(args)

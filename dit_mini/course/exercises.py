@@ -1,33 +1,72 @@
-"""Instant feedback for notebook exercises: `check` compares a learner's answer with a reference.
+"""Instant feedback for notebook exercises: `check` runs a named exercise's test, `hint` helps.
 
 An exercise cell holds the learner's code between `### BEGIN SOLUTION` and `### END SOLUTION`
-(nbgrader's markers); the next cell calls `check`. It prints one line, "Bonfire lit: ..." when the
-answer is right or "You died: ..." with a hint when it is not, and returns True or False. It never
-raises: an unsolved stub (`raise NotImplementedError`, or a value left at None) and any error in
-the learner's code become hints, so a notebook always runs top to bottom.
-`dit_mini.course.notebooks`
-counts these lines to grade a notebook.
+(nbgrader's markers); the next cell calls `check` with the exercise's stable name:
 
-    check("alpha_bar at t=10", my_alpha_bar, schedule.alpha_bar[10])
-    check("add_noise", add_noise, reference_add_noise, inputs=(x0, eps, t))
-    check("shape of the tokens", tokens.shape, test=lambda s: s[-1] == 192, hint="use D = 192")
+    check("01.alpha_bar", alpha_bar_from_betas, reference, cases=[(betas,)])
+    check("01.q_sample", q_sample, expected, inputs=(x0, eps, t, ab), part="cosine schedule")
+    check("05.patchify", tokens.shape, test=lambda s: s[-1] == 48)
+
+It prints one line, "Bonfire lit: ..." or "You died: ...", and returns True or False. The texts
+that help live in `dit_mini.course.hints`, not in the visible cell: the first failed attempt at
+an exercise adds its nudge, a second failed attempt (or `hint("01.alpha_bar")`) its hint. An
+unsolved stub (`raise NotImplementedError`, or a value left at None) reads "not solved yet", and
+any error in the learner's code becomes the reason, so a notebook runs top to bottom. An
+unregistered name still works (the `hint=` text is then shown on failure), for notebooks being
+written.
+
+Grading mode (env DIT_MINI_GRADING=1, set by `dit-mini course grade` and by the notebooks'
+nbval run of notebooks/solutions; or NBGRADER_EXECUTION, set by nbgrader's autograde): a failed
+check prints its line and then raises AssertionError, so graders that count cell errors (nbgrader,
+nbval) see the failure. For learners a check never raises.
+
+Every call records its result in this module (`results()`): an exercise passes when all its calls
+passed. `dit-mini course grade` does not trust that record as the learner's kernel left it. Threat
+model: a learner may delete or edit check cells, redefine `check`, print fake "Bonfire lit" lines,
+or patch this module's functions from their notebook; all of that must fail. After the
+submission ran, the grader reloads this module (undoing patches to it), re-runs each exercise's
+check cell as the SOLUTION notebook has it on the learner's names (`run_check_cell`), and reads
+the results back with `report(secret)`, a line tagged with a per-run secret that the learner's
+code never saw. Out of scope: a learner determined to subvert the kernel itself (patching torch,
+the interpreter or the grader's output stream); grade in a sandbox and read suspicious
+submissions.
 
 Introduced in notebook 00 (bonfire); used by every notebook's exercises.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
-__all__ = ["PASS_PREFIX", "FAIL_PREFIX", "compare", "check"]
+from .hints import EXERCISES, exercise
+
+__all__ = [
+    "PASS_PREFIX",
+    "FAIL_PREFIX",
+    "GRADING_ENV",
+    "compare",
+    "check",
+    "hint",
+    "grading_mode",
+    "results",
+    "reset_results",
+    "run_check_cell",
+    "report",
+]
 
 PASS_PREFIX = "Bonfire lit"
 FAIL_PREFIX = "You died"
+GRADING_ENV = "DIT_MINI_GRADING"
+REPORT_TAG = "dit-mini-grade"
 _MISSING = object()
+_RESULTS: dict[str, dict] = {}  # exercise name -> {"passed": bool, "parts": [...]}
+_ATTEMPTS: dict[str, set] = {}  # exercise name -> cell executions in which it failed
 
 
 def compare(
@@ -104,8 +143,33 @@ def _verdict(answer, expected, inputs, test, atol, rtol) -> str | None:
     return compare(answer, expected, atol, rtol)
 
 
+def grading_mode() -> bool:
+    """True under a grader: DIT_MINI_GRADING=1, or inside nbgrader's autograde or validate."""
+    return os.environ.get(GRADING_ENV, "") not in ("", "0") or "NBGRADER_EXECUTION" in os.environ
+
+
+def _execution() -> int | None:
+    """The IPython cell execution counter (one attempt per cell run), None outside IPython."""
+    try:
+        from IPython import get_ipython  # deferred: IPython only inside a kernel
+    except ImportError:
+        return None
+    shell = get_ipython()
+    return None if shell is None else shell.execution_count
+
+
+def _record(name: str, part: str, passed: bool, reason: str | None) -> None:
+    """Add one call's result to exercise `name`; running its cell again starts it afresh."""
+    run = _execution()
+    entry = _RESULTS.get(name)
+    if entry is None or (run is not None and entry["run"] != run):
+        entry = _RESULTS[name] = {"passed": True, "parts": [], "run": run}
+    entry["parts"].append({"part": part, "passed": passed, "reason": reason})
+    entry["passed"] = all(p["passed"] for p in entry["parts"])
+
+
 def check(
-    label: str,
+    name: str,
     answer,
     expected=_MISSING,
     *,
@@ -114,38 +178,113 @@ def check(
     test: Callable | None = None,
     atol: float = 1e-5,
     rtol: float = 1e-4,
+    part: str = "",
     hint: str | None = None,
     quiet: bool = False,
 ) -> bool:
-    """Check an exercise, print "Bonfire lit: ..." or "You died: ...", return whether it passed.
+    """Check exercise `name`, print "Bonfire lit: ..." or "You died: ...", return whether it passed.
 
-    - Value exercise: `check(label, value, expected)`.
-    - Function exercise: `check(label, fn, reference_fn_or_value, inputs=(args...))`; `inputs`
+    - Value exercise: `check(name, value, expected)`.
+    - Function exercise: `check(name, fn, reference_fn_or_value, inputs=(args...))`; `inputs`
       is a tuple of positional arguments, a dict of keywords, or a single argument. `cases`
       gives several such inputs, all of which must pass.
-    - Property exercise: `check(label, value, test=predicate)`; the predicate returns True, or
+    - Property exercise: `check(name, value, test=predicate)`; the predicate returns True, or
       False or a message saying what is wrong.
-    Comparisons use `compare` (tensors to atol/rtol). `hint` is added to any failure message.
-    Never raises on the learner's behalf: a stub that raises NotImplementedError or a value
-    left at None reads "not solved yet", and any other exception becomes the hint. (Calling it
-    without `expected` or `test` is the notebook author's mistake and raises ValueError.)
+    `part` names one of several checks of the same exercise (the exercise passes when all do).
+    Comparisons use `compare` (tensors to atol/rtol). `name` is a registered exercise of
+    `dit_mini.course.hints` (its nudge and hint are shown on failed attempts); an unregistered
+    name is printed as it is, with `hint` on failure. Never raises on the learner's behalf
+    (except in grading mode, see the module docstring): a stub that raises NotImplementedError
+    or a value left at None reads "not solved yet", and any other exception becomes the reason.
+    (Calling it without `expected` or `test` is the author's mistake and raises ValueError.)
     """
     if expected is _MISSING and test is None:
-        raise ValueError(f"check({label!r}) needs the expected value or a test= predicate")
-    reason = None
+        raise ValueError(f"check({name!r}) needs the expected value or a test= predicate")
+    reason, unsolved = None, False
     try:
         for case in cases if cases is not None else [inputs]:
             reason = _verdict(answer, expected, case, test, atol, rtol)
             if reason:
                 break
     except NotImplementedError:
-        reason = "not solved yet: replace the stub between the SOLUTION markers with your code"
+        reason, unsolved = "not solved yet: write your code between the SOLUTION markers", True
     except Exception as error:  # the learner's code may fail in any way; report, never crash
         reason = f"your code raised {type(error).__name__}: {error}"
     passed = reason is None
-    message = f"{PASS_PREFIX}: {label}." if passed else f"{FAIL_PREFIX}: {label}: {reason}."
-    if not passed and hint:
+    _record(name, part, passed, reason)
+    known = EXERCISES.get(name)
+    title = (known.title if known else name) + (f" ({part})" if part else "")
+    message = f"{PASS_PREFIX}: {title}." if passed else f"{FAIL_PREFIX}: {title}: {reason}."
+    if not passed and known is not None:
+        if unsolved:
+            message += f' Stuck? hint("{name}")'
+        else:
+            attempts = _ATTEMPTS.setdefault(name, set())
+            attempts.add(_execution() if _execution() is not None else len(attempts))
+            if len(attempts) == 1:
+                message += f' Nudge: {known.nudge} More: hint("{name}")'
+            else:
+                message += f" Hint: {known.hint}"
+    elif not passed and hint:
         message += f" Hint: {hint}"
     if not quiet:
         print(message)
+    if not passed and grading_mode():
+        raise AssertionError(message)
     return passed
+
+
+def hint(name: str) -> str:
+    """Print and return the nudge and the hint of exercise `name` (e.g. hint("03.eps_loss"))."""
+    known = exercise(name)
+    text = f"{known.title}: {known.nudge} Then: {known.hint}"
+    print(text)
+    return text
+
+
+def results() -> dict[str, dict]:
+    """What the checks of this kernel recorded: exercise name -> {"passed", "parts"}."""
+    return json.loads(json.dumps(_RESULTS))
+
+
+def reset_results() -> None:
+    """Forget every recorded result and attempt (the grader starts from an empty record)."""
+    _RESULTS.clear()
+    _ATTEMPTS.clear()
+
+
+def run_check_cell(name: str, source: str, namespace: dict) -> bool:
+    """Run the solution's check cell `source` for exercise `name` on the learner's `namespace`.
+
+    The grader's re-run: the source comes from the solution notebook, `check` is this module's,
+    the learner's own names (their functions and values) are read from a copy of `namespace`.
+    A check cell that cannot run (a name the learner deleted, a crash, an interrupt when the
+    grader's per-cell timeout fires) records the exercise as failed with the reason.
+    """
+    try:
+        # deferred: IPython is there only inside a kernel
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        source = TransformerManager().transform_cell(source)
+    except ImportError:  # plain Python: the check cells hold no magics
+        pass
+    scope = dict(namespace)
+    scope["check"] = check
+    try:
+        exec(compile(source, f"<check cell of {name}>", "exec"), scope)
+    except AssertionError:
+        pass  # a failed check in grading mode: already recorded
+    except KeyboardInterrupt:
+        _record(name, "timed out", False, "timed out")
+    except BaseException as error:  # noqa: BLE001 - anything the learner's code throws
+        _record(name, "could not run", False, f"{type(error).__name__}: {error}")
+    if name not in _RESULTS:
+        _record(name, "no check ran", False, "the check cell recorded nothing")
+    return _RESULTS[name]["passed"]
+
+
+def report(secret: str) -> str:
+    """One line for the grader: `secret`, a tag and the recorded results as JSON."""
+    line = f"{REPORT_TAG} {secret} {json.dumps(_RESULTS)}"
+    print(line)
+    return line

@@ -15,9 +15,19 @@ So authors write top-level exercises as functions or assignments, and cells afte
 not depend on the learner's answer (use the package's reference instead). Outputs are stripped;
 every other cell, check cells included, is kept as it is.
 
-`grade_notebook` executes a notebook (nbclient, FAST mode) and counts the checks that passed.
+The student copy of a notebook of notebooks/solutions/ also gets a "Stuck?" line under its title
+that links to the solution notebook.
 
-Used by `dit-mini course student SRC DST` and `dit-mini course grade NOTEBOOK`.
+`nbgrader_metadata` tags the cells for nbgrader (schema 3): a solution cell is
+`{"solution": true, "grade": false, "locked": false}` and the check cell after it
+`{"grade": true, "solution": false, "locked": true, "points": N}` with the exercise's name (the
+first argument of its `check` calls, dots made underscores: nbgrader's grade_id allows
+[A-Za-z0-9_-]) as grade_id, its points from `dit_mini.course.hints`, and the name itself in
+`{"dit_mini": {"exercise": name}}`; a
+Markdown answer is a manually graded answer worth 0 points. `dit-mini course tag` writes them
+into the solution notebooks; grading (`dit_mini.course.grading`) reads the exercises from them.
+
+Used by `dit-mini course student SRC DST` and `dit-mini course tag SRC`.
 """
 
 from __future__ import annotations
@@ -26,20 +36,24 @@ import ast
 import os
 import re
 import textwrap
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from .exercises import FAIL_PREFIX, PASS_PREFIX
+from .hints import exercise
 
 __all__ = [
     "BEGIN",
     "END",
     "stub_solutions",
     "make_student_notebook",
+    "student_notebook",
     "make_student_notebooks",
-    "Grade",
-    "grade_notebook",
+    "REPOSITORY",
+    "check_names",
+    "nbgrader_metadata",
+    "tag_notebooks",
 ]
+
+REPOSITORY = "dit-mini/dit-mini"  # GitHub owner/name: pyproject's [project.urls] Repository
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 TODO = "# YOUR CODE HERE"
@@ -113,6 +127,18 @@ def make_student_notebook(src: str | Path, dst: str | Path) -> Path:
         raise ValueError(
             f"student notebook {dst} would overwrite its solution; choose another path"
         )
+    nb = student_notebook(src, dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, dst)
+    return dst
+
+
+def student_notebook(src: str | Path, dst: str | Path):
+    """The student version (a NotebookNode, in memory) of `src`, as it would be written to
+    `dst` (the "Stuck?" link is relative to `dst`)."""
+    import nbformat  # deferred: the optional `test`/`notebooks` extras
+
+    src, dst = Path(src), Path(dst)
     nb = nbformat.read(src, as_version=4)
     for i, cell in enumerate(nb.cells):
         if BEGIN in cell.source or END in cell.source:
@@ -122,10 +148,9 @@ def make_student_notebook(src: str | Path, dst: str | Path) -> Path:
             cell.outputs, cell.execution_count = [], None
             cell.metadata.pop("execution", None)
     nb.metadata.pop("widgets", None)
+    _add_stuck_line(nb, src, dst)
     nbformat.validate(nb)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, dst)
-    return dst
+    return nb
 
 
 def make_student_notebooks(src: str | Path, dst: str | Path) -> list[Path]:
@@ -142,54 +167,96 @@ def make_student_notebooks(src: str | Path, dst: str | Path) -> list[Path]:
     return [make_student_notebook(p, dst / p.relative_to(src)) for p in notebooks]
 
 
-@dataclass
-class Grade:
-    """Checks that passed and failed, and cells that raised, when a notebook was run."""
-
-    passed: int = 0
-    failed: int = 0
-    errors: list[str] = field(default_factory=list)
-    messages: list[str] = field(default_factory=list)
-
-    @property
-    def total(self) -> int:
-        return self.passed + self.failed
-
-    def summary(self) -> str:
-        lines = [f"{self.passed}/{self.total} checks passed, {len(self.errors)} cell error(s)"]
-        return "\n".join(lines + [f"  {m}" for m in self.messages + self.errors])
+def _add_stuck_line(nb, src: Path, dst: Path) -> None:
+    """Under the title of a copy of notebooks/solutions/X: where the solution notebook is."""
+    if src.parent.name != "solutions" or not nb.cells or nb.cells[0].cell_type != "markdown":
+        return
+    relative = Path(os.path.relpath(src.resolve(), dst.resolve().parent)).as_posix()
+    colab = f"https://colab.research.google.com/github/{REPOSITORY}/blob/main/notebooks"
+    line = (
+        f"> Stuck? The solution notebook is [{relative}]({relative}) "
+        f"([open it in Colab]({colab}/solutions/{src.name}))."
+    )
+    title, _, rest = nb.cells[0].source.partition("\n")
+    nb.cells[0].source = f"{title}\n\n{line}\n{rest}" if rest else f"{title}\n\n{line}"
 
 
-def grade_notebook(path: str | Path, timeout: int = 600, fast: bool = True) -> Grade:
-    """Run a notebook top to bottom (errors do not stop it) and count its checks."""
-    import nbformat  # deferred: the optional `test`/`notebooks` extras
-    from nbclient import NotebookClient  # deferred: the optional `test` extra
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no notebook at {path}")
-    nb = nbformat.read(path, as_version=4)
-    saved = os.environ.get("DIT_MINI_FAST")
-    os.environ["DIT_MINI_FAST"] = "1" if fast else "0"  # the kernel inherits the environment
+def check_names(source: str) -> list[str]:
+    """The exercise names that the `check(...)` calls of a cell's source pass first, in order."""
     try:
-        client = NotebookClient(
-            nb,
-            timeout=timeout,
-            allow_errors=True,
-            resources={"metadata": {"path": str(path.parent)}},
-        )
-        client.execute()
-    finally:
-        os.environ.pop("DIT_MINI_FAST") if saved is None else os.environ.update(DIT_MINI_FAST=saved)
-    grade = Grade()
-    for i, cell in enumerate(nb.cells):
-        for output in cell.get("outputs", []):
-            if output.output_type == "error":
-                grade.errors.append(f"cell {i}: {output.ename}: {output.evalue}")
-            for line in output.get("text", "").splitlines():
-                if line.startswith(PASS_PREFIX):
-                    grade.passed += 1
-                elif line.startswith(FAIL_PREFIX):
-                    grade.failed += 1
-                    grade.messages.append(line)
-    return grade
+        # deferred: IPython is there only inside a kernel
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        source = TransformerManager().transform_cell(source)
+    except ImportError:
+        pass
+    names = []
+    for node in ast.walk(ast.parse(source)):
+        if (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "id", None) == "check"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and node.args[0].value not in names
+        ):
+            names.append(node.args[0].value)
+    return names
+
+
+def _nbgrader(grade_id: str, solution: bool, grade: bool, points: int | None = None) -> dict:
+    meta = {"grade": grade, "grade_id": grade_id, "locked": not solution}
+    meta.update(schema_version=3, solution=solution, task=False)
+    if points is not None:
+        meta["points"] = points
+    return meta
+
+
+def nbgrader_metadata(
+    nb, where: str = "notebook", points: dict[str, int] | None = None
+) -> list[tuple[str, int]]:
+    """Tag the solution and check cells of `nb` for nbgrader (in place); the (name, points) of
+    its exercises. Each solution cell must be followed by a code cell whose checks all name one
+    exercise (ValueError otherwise), registered in `dit_mini.course.hints` unless `points` maps
+    names to points."""
+    found, answers = [], 0
+    cells = nb.cells
+    for cell in cells:
+        cell.metadata.pop("nbgrader", None)
+        cell.metadata.pop("dit_mini", None)
+    for i, cell in enumerate(cells):
+        if BEGIN not in cell.source:
+            continue
+        if cell.cell_type == "markdown":
+            answers += 1
+            cell.metadata["nbgrader"] = _nbgrader(f"answer-{answers}", True, True, 0)
+            continue
+        after = next((c for c in cells[i + 1 :] if c.cell_type == "code"), None)
+        names = check_names(after.source) if after is not None else []
+        if len(names) != 1:
+            raise ValueError(
+                f"{where} cell {i}: the code cell after an exercise must check exactly one "
+                f'exercise, check("NN.name", ...); it checks {names or "none"}'
+            )
+        name = names[0]
+        worth = points[name] if points is not None else exercise(name).points
+        grade_id = re.sub(r"[^A-Za-z0-9_-]", "_", name)  # nbgrader allows no dots
+        cell.metadata["nbgrader"] = _nbgrader(f"{grade_id}-solution", True, False)
+        after.metadata["nbgrader"] = _nbgrader(grade_id, False, True, worth)
+        after.metadata["dit_mini"] = {"exercise": name}
+        found.append((name, worth))
+    return found
+
+
+def tag_notebooks(src: str | Path) -> list[Path]:
+    """Write nbgrader metadata into one solution notebook or every one under a folder."""
+    import nbformat  # deferred: the optional `test`/`notebooks` extras
+
+    src = Path(src)
+    paths = [src] if src.is_file() else sorted(src.glob("*.ipynb"))
+    if not paths:
+        raise FileNotFoundError(f"no notebook or folder of notebooks at {src}")
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        nbgrader_metadata(nb, where=str(path))
+        nbformat.write(nb, path)
+    return paths

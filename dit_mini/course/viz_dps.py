@@ -5,7 +5,8 @@ of one forward pass, Table 4) and shows that FID falls as they grow (Figs. 2, 6,
 functions draw the package's counts beside the paper's (`table4_figure`), how Gflops grow with
 patch size and width (`gflops_map_figure`), the cost of one config part by part for the
 notebook's sliders (`cost_view`), and the toy scaling study of `dit_mini.studies.scaling`
-(`plot_scaling`). Each returns a `matplotlib.figure.Figure` (no pyplot).
+(`plot_scaling`), and sampling steps against model size (`steps_vs_size_figure`, the paper's
+Fig. 10 on relics). Each returns a `matplotlib.figure.Figure` (no pyplot).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ..metrics.flops import block_cost_parts, count_gflops, count_params
 from ..models.dit import DiT, dit_config
 
 __all__ = ["SIZE_COLOURS", "PATCH_MARKERS", "table4_figure", "gflops_map_figure", "cost_view",
-           "plot_scaling"]  # fmt: skip
+           "plot_scaling", "steps_vs_size_figure"]  # fmt: skip
 
 SIZE_COLOURS = {"S": "tab:green", "M": "tab:blue", "L": "tab:red"}
 PATCH_MARKERS = {8: "s", 4: "o", 2: "^"}
@@ -186,5 +187,40 @@ def plot_scaling(rows: Sequence[dict], overlay: Sequence[dict] = ()) -> Figure:
     if overlay:
         title += f"; hollow markers / black dots: FAST re-run ({overlay[0]['images']:,} images)"
     fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def steps_vs_size_figure(rows: Sequence[dict]) -> Figure:
+    """FID (left) and class accuracy (right) against the Gflops of one finished sample, one line
+    per model through its step counts (each point labelled with its steps); the dashed line is
+    the real-vs-real FID floor. Rows come from `dit_mini.studies.steps_vs_size.steps_vs_size`.
+    """
+    if not rows:
+        raise ValueError("no rows to draw; run steps_vs_size first")
+    fig = Figure(figsize=(10, 3.8))
+    left, right = fig.subplots(1, 2)
+    names = list(dict.fromkeys(row["name"] for row in rows))
+    colours = ["tab:red", "tab:blue", "tab:green", "tab:purple"]
+    for name, colour in zip(names, colours):
+        mine = sorted((r for r in rows if r["name"] == name), key=lambda r: r["steps"])
+        x = [r["gflops_per_sample"] for r in mine]
+        label = f"{name} ({mine[0]['gflops_per_pass']:.3f} Gflops per pass)"
+        for ax, key, scale in ((left, "fid", 1.0), (right, "class_accuracy", 100.0)):
+            y = [scale * r[key] for r in mine]
+            ax.plot(x, y, "o-", color=colour, label=label)
+            for xi, yi, r in zip(x, y, mine):
+                ax.annotate(f"{r['steps']}", (xi, yi), textcoords="offset points", xytext=(4, 4),
+                            fontsize=8, color=colour)  # fmt: skip
+    left.axhline(rows[0]["fid_floor"], color="grey", linestyle="--", linewidth=1,
+                 label="real-vs-real floor")  # fmt: skip
+    for ax in (left, right):
+        ax.set_xscale("log")
+        ax.set_xlabel("Gflops per finished sample (steps x 2 passes x Gflops per pass)")
+        ax.grid(alpha=0.3, which="both")
+    left.set_ylabel("FID (relic features), lower is better")
+    right.set_ylabel("class accuracy (%)")
+    left.set_title("numbers at the points: Euler steps", fontsize=10)
+    left.legend(fontsize=8)
     fig.tight_layout()
     return fig
