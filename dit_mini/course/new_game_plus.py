@@ -21,6 +21,7 @@ Used by notebook 14 (new game plus).
 
 from __future__ import annotations
 
+import io
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -418,8 +419,6 @@ class TrainingView:
         return snapshot_figure(self.snapshots, index, self.history, self.class_names, self.per_row)
 
     def _redraw(self) -> None:
-        import io
-
         from IPython.display import Image, display  # deferred: notebooks only
 
         buffer = io.BytesIO()
