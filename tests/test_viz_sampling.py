@@ -124,3 +124,19 @@ def test_loss_figure_plots_history_and_its_average():
     assert np.allclose(mean.get_ydata(), history)  # window 1 for four steps
     with pytest.raises(ValueError, match="empty"):
         vs.loss_figure([])
+
+
+def test_objective_race_figure_draws_both_runs_losses_and_accuracies():
+    from dit_mini.course.viz_sampling import objective_race_figure
+
+    points = [{"step": 2, "class_accuracy": 0.2}, {"step": 4, "class_accuracy": 0.5}]
+    fig = objective_race_figure(
+        {"eps": ([1.0, 0.5, 0.4, 0.3], points), "flow": ([2.0] * 4, points)}
+    )
+    loss_ax, acc_ax = fig.axes
+    assert [line.get_label() for line in loss_ax.get_lines()] == ["eps", "flow"]
+    assert list(acc_ax.get_lines()[0].get_ydata()) == [0.2, 0.5]
+    with pytest.raises(ValueError, match="no runs"):
+        objective_race_figure({})
+    with pytest.raises(ValueError, match="empty loss"):
+        objective_race_figure({"eps": ([], points)})

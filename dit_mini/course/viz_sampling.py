@@ -7,7 +7,8 @@
   x0 guess, eq. 6-7 for the step) and for Euler steps of a flow-matching model (x0 guess
   x_t - t v on the straight path x_t = (1 - t) x0 + t eps, Liu et al., arXiv 2209.03003);
   `trajectory_view` draws one step of such a path, `speedrun_figure` the cost and quality of a
-  sampler against its number of steps, `loss_figure` a training loss curve.
+  sampler against its number of steps, `loss_figure` a training loss curve and
+  `objective_race_figure` two training runs side by side (loss and class accuracy).
 
 Every picture is a `matplotlib.figure.Figure` built without pyplot, like `dit_mini.course.widgets`,
 so a notebook's sliders only wire controls to these functions and the pictures are tested.
@@ -38,6 +39,7 @@ __all__ = [
     "trajectory_view",
     "speedrun_figure",
     "loss_figure",
+    "objective_race_figure",
 ]
 
 # ---- notebook 00: bonfire (the boss's samples, the Relics browser) ----
@@ -221,5 +223,32 @@ def loss_figure(history: Sequence[float], title: str = "training loss") -> Figur
     ax.set(xlabel="training step", ylabel="loss (MSE, log scale)", title=title)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def objective_race_figure(runs: Mapping[str, tuple[Sequence[float], Sequence[Mapping]]]) -> Figure:
+    """Training runs side by side: each run's loss (moving average, log scale) against the step,
+    and its class accuracy at the graded steps (the points of `studies.ttr.train_and_grade`)."""
+    if not runs:
+        raise ValueError("no runs to draw: pass {name: (loss history, graded points)}")
+    fig = Figure(figsize=(10, 3.6))
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    for (name, (history, points)), colour in zip(runs.items(), ["tab:orange", "tab:blue"] * 4):
+        if len(history) == 0:
+            raise ValueError(f"run {name!r} has an empty loss history")
+        steps = np.arange(1, len(history) + 1)
+        window = max(1, len(history) // 25)
+        ax_loss.plot(steps, smooth(list(history), window), color=colour, label=name)
+        ax_acc.plot([p["step"] for p in points], [p["class_accuracy"] for p in points], "o-",
+                    color=colour, label=name)  # fmt: skip
+    ax_loss.set(xlabel="training step", ylabel="loss (moving average, log)", yscale="log",
+                title="each run's own loss (different targets)")  # fmt: skip
+    ax_acc.axhline(0.1, color="grey", linestyle="--", label="chance (10 classes)")
+    ax_acc.set(xlabel="training step", ylabel="class accuracy of samples", ylim=(0, 1.02),
+               title="did it draw the class asked for?")  # fmt: skip
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
