@@ -82,6 +82,15 @@ _TABLE = [
      "trailing spacing starts at the last step and walks down in equal (fractional) strides.",
      "the stride is T / S as a float; the i-th step is T - 1 minus i strides, rounded to the "
      "nearest int; there are exactly S of them."),
+    ("03.flow_loss", "flow-matching loss", 2,
+     "flow matching walks a straight road: mix image and noise by t, predict the direction.",
+     "mix with the weights (1 - t) and t, each reshaped to one value per image; the model hears "
+     "the time in the 0..1000 range; the target is the velocity, noise minus image, and the loss "
+     "its mean squared error."),
+    ("03.euler_step", "one Euler step", 1,
+     "an Euler step moves along the velocity the model gives here, for the length of the step.",
+     "move from x by (t_next - t) times the velocity the model gives at (x, t); the model wants "
+     "a tensor of B times, each t times FLOW_TIME_SCALE."),
     # 04 cartographer
     ("04.contraction_shapes", "contraction shapes", 1,
      "every level down halves the height and width; the channels come from the config.",
@@ -215,6 +224,68 @@ _TABLE = [
      "patchify of notebook 05, with a third axis: time is cut into blocks of pt frames.",
      "split T into (T/pt, pt), H into (H/p, p) and W into (W/p, p); tokens run over (time "
      "block, row, column), each holding (frame, row in patch, column in patch, channel)."),
+    # 14 new game plus
+    ("14.embeddings", "timestep and label embeddings", 2,
+     "a time becomes a vector of sines and cosines; a label becomes a row of a table.",
+     "frequencies fall geometrically from 1 to about 1/max_period over dim/2 columns, all "
+     "cosines first, then all sines; the timestep embedder is an nn.Sequential called mlp "
+     "(Linear to the width, SiLU, Linear) fed that vector; the label embedder is one "
+     "nn.Embedding called embedding_table with one row more than there are classes."),
+    ("14.patches", "patchify, unpatchify and the patch embedding", 2,
+     "cut the image into a grid of p x p squares and lay them out as a sequence.",
+     "split H and W into (grid, p) pairs, move both grid axes forward and the channels last; "
+     "undo it step by step for unpatchify; the patch embedding is a Conv2d called proj whose "
+     "kernel size and stride are the patch size, its tokens row-major, shape (B, L, D)."),
+    ("14.positions", "2-D position embedding", 1,
+     "each token's position is two numbers, its column and its row: embed each in 1-D.",
+     "two 1-D sin-cos embeddings of width dim/2 side by side: first of the column index, then of "
+     "the row index of each token, tokens in row-major order."),
+    ("14.attention", "multi-head self-attention", 2,
+     "every token asks every other token a question; each head asks with its own channels.",
+     "q, k and v are the three thirds of qkv's output; inside each third, head h owns a "
+     "contiguous slice of d channels; scale the dot products by one over the square root of d, "
+     "softmax over the keys, then merge the heads and project."),
+    ("14.block", "modulate and the adaLN-Zero block", 2,
+     "the condition turns into a shift, a scale and a gate for each of the two branches.",
+     "modulate: shift and scale hold one vector per image, so give them a token axis; the block "
+     "splits its modulation output into six chunks (shift, scale, gate for attention, then for "
+     "the MLP); zero the modulation's last linear layer so that every gate starts at 0."),
+    ("14.final_layer", "the final layer", 1,
+     "one last modulated LayerNorm, then a linear map from each token to its patch's pixels.",
+     "shift first, then scale, from a SiLU and a Linear(D, 2D); then one Linear to p*p*C values; "
+     "both the modulation and the output layer start at zero."),
+    ("14.mydit", "MyDiT, loaded with the boss's weights", 3,
+     "assemble the pieces in the order the data flows, with the attribute names of the table.",
+     "embed the patches, add the positions, add the time and label vectors into one condition, "
+     "run the blocks, the final layer, then unpatchify; the attribute names must be the "
+     "reference layout's so that strict loading matches every key."),
+    ("14.flow_loss", "logit-normal times and the flow-matching loss", 2,
+     "draw times that favour the middle, then the straight-road loss of notebook 03.",
+     "one standard normal number per image from the generator, squashed into (0, 1) by a "
+     "sigmoid; give t a (B, 1, 1, 1) shape to mix; the model hears t times 1000; the target is "
+     "noise minus relic."),
+    ("14.train_step", "the EMA update and one training step", 2,
+     "one step: a batch, its noise, the loss, a clipped gradient step, then the moving average.",
+     "EMA in place and without gradients, keeping decay of the old weight and 1 - decay of the "
+     "new one, buffers copied; the draws come in the order labels, times, noise from the one "
+     "generator; clip the gradient norm before the optimizer step; update the EMA after it."),
+    ("14.train_loop", "the training loop", 2,
+     "repeat the step with a warm-up of the learning rate, until the steps or the time run out.",
+     "set the learning rate to lr times min(1, (s + 1) / warmup) before each step; draw a fresh "
+     "random batch each step; call on_step(s, loss) after it; stop when the seconds are spent."),
+    ("14.sampler", "the guided Euler sampler", 2,
+     "start from pure noise at t = 1 and take equal Euler steps to 0 along the guided velocity.",
+     "steps of size -1/steps from t = 1; the model hears t times 1000; the guided velocity is the "
+     "unconditional one plus w times the difference between conditional and unconditional."),
+    ("14.quiz_1", "question 1: the gates", 1,
+     "think of what a branch adds when its gate is zero.",
+     "a gate of zero keeps only the residual; a zero output layer makes the prediction 0."),
+    ("14.quiz_2", "question 2: one straight step", 1,
+     "notebook 03: what does Euler do on a path that is a straight line?",
+     "Euler follows a straight line exactly, so a perfect velocity needs a single step."),
+    ("14.quiz_3", "question 3: guidance", 1,
+     "notebook 08: what does classifier-free guidance combine?",
+     "guidance needs both predictions, with and without the label, from one network."),
 ]  # fmt: skip
 
 EXERCISES: dict[str, Exercise] = {row[0]: Exercise(*row) for row in _TABLE}

@@ -244,7 +244,28 @@ def nbgrader_metadata(
         after.metadata["nbgrader"] = _nbgrader(grade_id, False, True, worth)
         after.metadata["dit_mini"] = {"exercise": name}
         found.append((name, worth))
+    _tag_follow_up_checks(cells, {name for name, _ in found}, where)
     return found
+
+
+def _tag_follow_up_checks(cells, tagged: set[str], where: str) -> None:
+    """A later check cell of an exercise already tagged (notebook 14's proof that the learner's
+    DiT draws the boss's relics) is locked and names its exercise, but carries no points."""
+    for i, cell in enumerate(cells):
+        if cell.cell_type != "code" or "dit_mini" in cell.metadata or "check(" not in cell.source:
+            continue
+        names = check_names(cell.source)
+        if not names:
+            continue
+        if len(names) != 1 or names[0] not in tagged:
+            raise ValueError(
+                f"{where} cell {i}: a check cell that follows no exercise must check one exercise "
+                f"checked earlier in the notebook; it checks {names}"
+            )
+        cell.metadata["nbgrader"] = {"locked": True, "grade": False, "solution": False,
+                                     "grade_id": f"followup-{i}", "schema_version": 3,
+                                     "task": False}  # fmt: skip
+        cell.metadata["dit_mini"] = {"exercise": names[0], "follow_up": True}
 
 
 def tag_notebooks(src: str | Path) -> list[Path]:

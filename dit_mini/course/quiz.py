@@ -72,7 +72,7 @@ class Quiz:
 
     def _ipython_display_(self) -> None:
         """Show the widget, or the static HTML where ipywidgets is missing."""
-        from IPython.display import HTML, display
+        from IPython.display import HTML, display  # deferred: IPython comes with notebooks only
 
         if self.widget is None:
             display(HTML(static_quiz_html(self.question, self.options, self.answer, self.why)))
@@ -109,7 +109,7 @@ def quiz(question: str, options: Sequence[str], answer: int | str, why: str) -> 
         raise ValueError(f"a quiz needs at least two options, got {len(options)}")
     q = Quiz(question, options, _answer_index(options, answer), why)
     try:
-        import ipywidgets as widgets
+        import ipywidgets as widgets  # deferred: the optional `notebooks` extra
     except ImportError:  # no widgets: _ipython_display_ shows static HTML instead
         return q
     q.choices = widgets.RadioButtons(options=options, layout=widgets.Layout(width="auto"))

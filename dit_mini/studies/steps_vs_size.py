@@ -20,6 +20,7 @@ import torch
 from ..diffusion.losses import DiffusionConfig, generate
 from ..metrics.classifier import score_samples
 from ..metrics.flops import count_gflops
+from ..models.pretrained import load_pretrained
 
 __all__ = ["sampling_bill", "steps_vs_size"]
 
@@ -62,8 +63,6 @@ def steps_vs_size(
     if per_class < 1:
         raise ValueError(f"per_class must be >= 1; got {per_class}")
     if classifier is None:
-        from ..models.pretrained import load_pretrained
-
         classifier = load_pretrained("relic-classifier")
     y = torch.arange(num_classes).repeat_interleave(per_class)  # (num_classes * per_class,)
     rows = []
