@@ -16,6 +16,6 @@ trap 'kill $SPIN 2>/dev/null || true' EXIT
 { uptime; /usr/bin/time -f "wall %e s" dit-mini quickstart --out "$RUN" --minutes 5; uptime; } 2>&1 \
   | tee "$OUT/quickstart_under_load.txt"
 kill $SPIN
-dit-mini fid --checkpoint "$RUN/checkpoint.pt" --n 500 --features relic --json \
+dit-mini fid --checkpoint "$RUN/checkpoint.pt" --n 500 --features relic --steps 20 --cfg-scale 3 --json \
   | tee "$OUT/quickstart_under_load.json" | tee -a "$OUT/quickstart_under_load.txt"
 cp "$RUN/samples.png" "$OUT/quickstart_under_load.png"
