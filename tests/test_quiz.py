@@ -6,6 +6,7 @@ import pytest
 
 from dit_mini import quiz
 from dit_mini.course import quiz as quiz_module
+from dit_mini.course.quiz import WIDGET_VIEW
 
 OPTIONS = ["it halves", "it quadruples", "it stays the same"]
 
@@ -69,11 +70,13 @@ def test_without_ipywidgets_the_question_is_static_html_with_the_answer_folded(m
 
     shown = []
     monkeypatch.setattr(builtins, "__import__", no_widgets)
-    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
+    monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append(obj))
     q = quiz("Halve the patch: the tokens?", OPTIONS, 1, "L = (H/P)^2.")
     q._ipython_display_()  # what IPython calls when the quiz ends a cell
     assert q.widget is None and q.pick("it quadruples").startswith("Bonfire lit")
-    (html,) = [obj.data for obj in shown]
+    (bundle,) = shown
+    assert WIDGET_VIEW not in bundle
+    html = bundle["text/html"]
     before, folded = html.split("<details>")
     assert "B. it quadruples" in folded and "L = (H/P)^2." in folded
     assert "L = (H/P)^2." not in before  # the reason stays hidden until unfolded
@@ -86,8 +89,11 @@ def test_static_html_escapes_markup():
 
 def test_the_quiz_shows_its_widget_and_its_repr_hides_the_answer(monkeypatch):
     shown = []
-    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
+    monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append(obj))
     q = ask()
     q._ipython_display_()
-    assert shown == [q.widget]
+    (bundle,) = shown  # the widget's view, and the static question for viewers without widgets
+    assert bundle[WIDGET_VIEW]["model_id"] == q.widget.model_id
+    assert bundle[WIDGET_VIEW]["version_major"] == 2
+    assert "<details>" in bundle["text/html"]
     assert "L = (H/P)^2." not in repr(q) and "answer" not in repr(q)

@@ -8,6 +8,7 @@
     dit-mini bench                           # matmul rate, training and sampling speed
     dit-mini fid --checkpoint runs/tiny/checkpoint.pt --n 1000 --features relic --json
     dit-mini course student notebooks/ student/
+    dit-mini course site site/                # the course as HTML pages with figures
 
 Every subcommand explains its options with --help. Bad input ends with one line
 "dit-mini: error: ..." naming the problem and the fix, and exit status 2.
@@ -26,6 +27,7 @@ import torch
 from .. import __version__
 from ..course.grading import grade_paths, write_reports
 from ..course.notebooks import make_student_notebooks, tag_notebooks
+from ..course.site import build_site, check_site
 from ..metrics.evaluation import evaluate_samples, load_samples
 from ..metrics.flops import format_table, gflops_report
 from ..runtime import dist_info
@@ -189,6 +191,20 @@ def _course_cmd(args: argparse.Namespace) -> int:
         for path in make_student_notebooks(src, dst):
             print(f"wrote {path}")
         return 0
+    if args.action == "site":
+        if len(args.paths) != 1:
+            raise ValueError("course site needs one OUT folder")
+        if args.paths[0].exists() and not args.paths[0].is_dir():
+            raise ValueError(f"{args.paths[0]} is a file; the site needs a folder: pass a folder")
+        check_writable(args.paths[0])
+        build_site(args.paths[0], args.solutions, names=args.notebook, timeout=args.timeout)
+        problems = check_site(args.paths[0])
+        for problem in problems:
+            print(f"dit-mini: site: {problem}", file=sys.stderr)
+        if problems:
+            return 1
+        print(f"open {args.paths[0] / 'index.html'} in a browser")
+        return 0
     if args.action == "tag":
         for src in args.paths:
             for path in tag_notebooks(src):
@@ -278,14 +294,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "course",
         _course_cmd,
-        "build student notebooks, grade notebooks",
+        "build student notebooks, grade notebooks, build the course website",
         "'student SRC DST' removes the solutions from a notebook or a folder of notebooks; "
         "'tag SRC' writes nbgrader metadata into solution notebooks; 'grade PATH...' runs "
-        "submissions, re-runs the solution's checks on them and reports points per exercise. "
-        "Exit status: 0 when grading ran (whatever the scores), 2 for bad input.",
+        "submissions, re-runs the solution's checks on them and reports points per exercise; "
+        "'site OUT' runs every notebook in FAST mode and writes the course as HTML pages with "
+        "their figures, a table of contents and the glossary, then checks its links. "
+        "Exit status: 0 when grading ran (whatever the scores) or the site is sound, 1 for a site "
+        "with broken links or a page without an image, 2 for bad input.",
         [],
     )
-    p.add_argument("action", choices=("student", "tag", "grade"), help="what to do")
+    p.add_argument("action", choices=("student", "tag", "grade", "site"), help="what to do")
     p.add_argument(
         "paths",
         type=Path,
@@ -293,18 +312,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="student: SRC DST (notebook or folder); tag: solution notebooks or "
         "folders; grade: submitted notebooks, or class folders with one subfolder "
-        "per student",
+        "per student; site: the OUT folder",
     )
     p.add_argument(
         "--solutions",
         type=Path,
         default=None,
-        help="grade: folder of solution notebooks (default: the checkout's notebooks/solutions)",
+        help="grade: folder of solution notebooks (default: the checkout's notebooks/solutions); "
+        "site: render this folder of solution notebooks instead of the learners' copies",
+    )
+    p.add_argument(
+        "--notebook",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="site: only this notebook (a file name such as 01_fog.ipynb); repeat it for more",
     )
     p.add_argument(
         "--out", type=Path, default=None, help="grade: folder for grades.csv and grades.json"
     )
-    p.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell (grade)")
+    p.add_argument("--timeout", type=int, default=600, help="seconds per cell (grade, site)")
     return parser  # fmt: skip
 
 

@@ -19,8 +19,9 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Quiz", "quiz", "static_quiz_html"]
+__all__ = ["WIDGET_VIEW", "Quiz", "quiz", "static_quiz_html"]
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"  # the MIME type of a widget output
 RIGHT = "Bonfire lit: right."
 WRONG = "You died: not that one."
 REVEAL_AFTER = 2  # wrong tries before the answer is shown
@@ -71,13 +72,17 @@ class Quiz:
         return f"{WRONG} Read the options again and try once more."
 
     def _ipython_display_(self) -> None:
-        """Show the widget, or the static HTML where ipywidgets is missing."""
-        from IPython.display import HTML, display  # deferred: IPython comes with notebooks only
+        """Show the widget, with the static HTML beside it for viewers without a widget manager
+        (a notebook read without a kernel, the course website); only the HTML where ipywidgets
+        is missing."""
+        from IPython.display import display  # deferred: IPython comes with notebooks only
 
-        if self.widget is None:
-            display(HTML(static_quiz_html(self.question, self.options, self.answer, self.why)))
-        else:
-            display(self.widget)
+        static = static_quiz_html(self.question, self.options, self.answer, self.why)
+        bundle = {"text/plain": self.question, "text/html": static}
+        if self.widget is not None:  # the same view data as ipywidgets 7.7.1 and 8 publish
+            view = {"version_major": 2, "version_minor": 0, "model_id": self.widget.model_id}
+            bundle[WIDGET_VIEW] = view
+        display(bundle, raw=True)
 
     def _on_check(self, _button=None) -> None:
         text = self.pick(self.choices.value)
