@@ -10,10 +10,19 @@ import os
 import re
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from dit_mini.cli import main
-from dit_mini.course.site import NOTEBOOKS, check_site, github_slug, rewrite_links
+from dit_mini.course.quiz import WIDGET_VIEW
+from dit_mini.course.site import (
+    NOTEBOOKS,
+    WIDGET_NOTE,
+    check_site,
+    github_slug,
+    rewrite_links,
+    static_outputs,
+)
 
 COURSE = sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 
@@ -30,6 +39,19 @@ def test_links_point_at_pages_or_github():
     assert f"({github}/solutions/01_fog.ipynb)" in out
     assert "(https://example.org/x.md)" in out
     assert "(nope.ipynb)" in out  # a missing file is left for the checker to report
+
+
+def test_widget_outputs_become_their_static_fallback_or_a_note():
+    view = {"version_major": 2, "version_minor": 0, "model_id": "abc"}
+    slider = {"text/plain": "VBox(children=(...))", WIDGET_VIEW: view}
+    quiz = {"text/plain": "Q?", "text/html": "<p>Q?</p><details>A</details>", WIDGET_VIEW: view}
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [nbformat.v4.new_output("display_data", data=d) for d in (slider, quiz)]
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    assert static_outputs(nb) == 2
+    assert cell.outputs[0].data == {"text/html": WIDGET_NOTE}
+    assert cell.outputs[1].data["text/html"].endswith("<details>A</details>")
+    assert all(WIDGET_VIEW not in o.data for o in cell.outputs)
 
 
 def write(path: Path, body: str) -> None:

@@ -197,7 +197,11 @@ def _course_cmd(args: argparse.Namespace) -> int:
         if args.paths[0].exists() and not args.paths[0].is_dir():
             raise ValueError(f"{args.paths[0]} is a file; the site needs a folder: pass a folder")
         check_writable(args.paths[0])
-        build_site(args.paths[0], args.solutions, names=args.notebook, timeout=args.timeout)
+        try:
+            build_site(args.paths[0], args.solutions, names=args.notebook, timeout=args.timeout)
+        except RuntimeError as error:  # a notebook raised or its kernel died: say which
+            print(f"dit-mini: site: {error}".splitlines()[0], file=sys.stderr)
+            return 1
         problems = check_site(args.paths[0])
         for problem in problems:
             print(f"dit-mini: site: {problem}", file=sys.stderr)

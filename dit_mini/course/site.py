@@ -34,15 +34,25 @@ from .. import __version__
 from .notebooks import REPOSITORY
 from .quiz import WIDGET_VIEW
 
-__all__ = ["NOTEBOOKS", "github_slug", "rewrite_links", "build_site", "check_site"]
+__all__ = [
+    "NOTEBOOKS",
+    "github_slug",
+    "rewrite_links",
+    "static_outputs",
+    "build_site",
+    "check_site",
+]
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 WIDGET_NOTE = (
     '<p class="dit-widget-note"><em>An interactive control sits here when the notebook runs in '
     "JupyterLab or Colab; the picture below it is its starting view.</em></p>"
 )
-PAGES = {"README.md": "index.html", "GLOSSARY.md": "glossary.html"}
-PAGES["MEASUREMENTS.md"] = "measurements.html"
+PAGES = {  # the course folder's Markdown files, and their pages
+    "README.md": "index.html",
+    "GLOSSARY.md": "glossary.html",
+    "MEASUREMENTS.md": "measurements.html",
+}
 LINK = re.compile(r"(\]\()([^)\s]+)(\))")
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 0 auto; padding: 1rem; }
@@ -144,7 +154,7 @@ def _execute(nb, folder: Path, timeout: int, fast: bool) -> None:
             os.environ.pop(key, None) if value is None else os.environ.update({key: value})
 
 
-def _static_outputs(nb) -> int:
+def static_outputs(nb) -> int:
     """Replace widget outputs by their static fallback (or a note); returns how many."""
     replaced = 0
     for cell in nb.cells:
@@ -227,7 +237,7 @@ def build_site(
                     f"{path.name} failed while the site was built: {error}"
                 ) from error
         nb = executed
-        _static_outputs(nb)
+        static_outputs(nb)
         body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": order[i][1]}})
         nav = _nav(order, i)
         body = re.sub(r"(<body[^>]*>)", lambda m, nav=nav: f"{m.group(1)}\n{nav}", body, count=1)
