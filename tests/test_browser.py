@@ -269,12 +269,18 @@ def _changes(page, view, act, what: str) -> None:
 def _move_controls(page, view, label: str) -> list[str]:
     """Move every slider, menu, text box and quiz of one widget view once; returns what moved."""
     moved = []
-    for i in range(view.locator(".widget-slider .noUi-handle, .ui-slider-handle").count()):
-        handle = view.locator(".widget-slider .noUi-handle, .ui-slider-handle").nth(i)
+    for i in range(view.locator(".widget-slider").count()):
+        slider = view.locator(".widget-slider").nth(i)
 
-        def slide(handle=handle):
+        def slide(slider=slider):  # to one end of the range, the other if it sits there already
+            handle = slider.locator(".noUi-handle, .ui-slider-handle").first
+            readout = slider.locator(".widget-readout").first
+            before = readout.inner_text()
             handle.focus()
-            handle.press("End")  # to the maximum: a view at the far end of the range
+            handle.press("End")
+            page.wait_for_timeout(500)
+            if readout.inner_text() == before:
+                handle.press("Home")
 
         _changes(page, view, slide, f"slider {i} of {label}")
         moved.append("slider")
