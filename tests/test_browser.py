@@ -11,8 +11,8 @@ check what the page shows:
   browser decoded (naturalWidth > 0);
 - every widget renders: no "Error displaying widget", and the output area of each interactive
   view holds a decoded picture;
-- each slider, menu, text box and quiz is moved once and the view changes (another picture, or
-  another text).
+- each slider, menu, row of toggle buttons, text box and quiz is moved once and the view
+  changes (another picture, or another text).
 
 A screenshot of each notebook (scrolled to its first figure, then to its first widget after it
 moved) goes to DIT_MINI_ARTIFACTS/browser/ when that variable is set (CI keeps it). Without
@@ -267,7 +267,8 @@ def _changes(page, view, act, what: str) -> None:
 
 
 def _move_controls(page, view, label: str) -> list[str]:
-    """Move every slider, menu, text box and quiz of one widget view once; returns what moved."""
+    """Move every slider, menu, toggle-button row, text box and quiz of one widget view once;
+    returns what moved."""
     moved = []
     for i in range(view.locator(".widget-slider").count()):
         slider = view.locator(".widget-slider").nth(i)
@@ -291,6 +292,10 @@ def _move_controls(page, view, label: str) -> list[str]:
         other = next(v for v in reversed(options) if v != current)
         _changes(page, view, lambda m=menu, o=other: m.select_option(o), f"menu {i} of {label}")
         moved.append("menu")
+    for i in range(view.locator(".widget-toggle-buttons").count()):
+        choice = view.locator(".widget-toggle-buttons").nth(i).locator("button:not(.mod-active)")
+        _changes(page, view, choice.first.click, f"toggle buttons {i} of {label}")
+        moved.append("toggle buttons")
     for i in range(view.locator("input[type=text]").count()):
         box = view.locator("input[type=text]").nth(i)
 
