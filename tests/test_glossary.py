@@ -6,14 +6,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from dit_mini.course.site import github_slug as slug  # the site renders the same anchors
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 GLOSSARY = NOTEBOOKS / "GLOSSARY.md"
 LINK = re.compile(r"\]\(GLOSSARY\.md#([^)\s]*)\)")
-
-
-def slug(heading: str) -> str:
-    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
-    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
 def anchors(text: str) -> list[str]:

@@ -31,6 +31,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from .. import __version__
+from ..runtime import FAST_ENV
+from .exercises import GRADING_ENV
 from .notebooks import REPOSITORY
 from .quiz import WIDGET_VIEW
 
@@ -143,9 +145,9 @@ def _execute(nb, folder: Path, timeout: int, fast: bool) -> None:
     """Run `nb` in a fresh kernel with `folder` as working directory; raise on a cell's error."""
     from nbclient import NotebookClient  # deferred: the `test` extra (and nbconvert's)
 
-    saved = {k: os.environ.get(k) for k in ("DIT_MINI_FAST", "DIT_MINI_GRADING")}
-    os.environ["DIT_MINI_FAST"] = "1" if fast else "0"  # inherited by the kernel
-    os.environ.pop("DIT_MINI_GRADING", None)
+    saved = {k: os.environ.get(k) for k in (FAST_ENV, GRADING_ENV)}
+    os.environ[FAST_ENV] = "1" if fast else "0"  # inherited by the kernel
+    os.environ.pop(GRADING_ENV, None)
     try:
         resources = {"metadata": {"path": str(folder)}}
         NotebookClient(nb, timeout=timeout, kernel_name="python3", resources=resources).execute()
