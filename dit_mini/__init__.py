@@ -1,10 +1,10 @@
 """dit_mini: a small, readable Diffusion Transformer package and the course built on it.
 
 Importing the package has no side effects: no RNG use, no backend flags, no prints, no files.
+It does not import the course (`dit_mini.course`: the notebooks' checks, quizzes and figures),
+which builds on the package and is imported by the notebooks themselves.
 """
 
-from .course.exercises import check, hint
-from .course.quiz import quiz
 from .data.datasets import ImageDataset, load_cifar10, load_dataset, load_image_folder
 from .data.relics import RELIC_CLASSES, make_relics, relic_captions, render_relic
 from .diffusion.guidance import combine_guidance, drop_labels, guided
@@ -42,8 +42,6 @@ from .train.trainer import TrainConfig, TrainResult, fit
 __all__ = [
     "Attention",
     "attention_weights",
-    "check",
-    "hint",
     "CheckpointError",
     "combine_guidance",
     "CONDITIONING",

@@ -3,11 +3,16 @@
 Images in the package live in [-1, 1] with layout (N, C, H, W); `to_uint8` maps them to the
 0..255 pixels a screen shows. Plots use matplotlib's Agg backend, so they work on servers and CI.
 
-Used by `dit-mini quickstart` and `dit-mini sample`, and by notebook 00 (bonfire).
+Clips (N, C, T, H, W) become a strip of frames per clip (`clip_strips`) or a looping GIF
+(`clip_gif`), for the video trainer's samples and notebook 13.
+
+Used by `dit-mini quickstart` and `dit-mini sample`, the video trainer, and by notebooks 00
+(bonfire) and 13 (mastering the art).
 """
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -17,7 +22,15 @@ from einops import rearrange
 from matplotlib.figure import Figure  # no pyplot: leaves a notebook's backend alone
 from PIL import Image, ImageDraw
 
-__all__ = ["to_uint8", "image_grid", "save_image_grid", "smooth", "save_loss_curve"]
+__all__ = [
+    "to_uint8",
+    "image_grid",
+    "save_image_grid",
+    "smooth",
+    "save_loss_curve",
+    "clip_strips",
+    "clip_gif",
+]
 
 LABEL_WIDTH = 56  # pixels left of each grid row for its label
 
@@ -113,3 +126,53 @@ def save_loss_curve(history: list[float], path: str | Path, title: str = "traini
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     return path
+
+
+def clip_strips(clips: torch.Tensor, labels: list[str], title: str | None = None) -> Figure:
+    """One row per clip, its frames left to right, with its label (e.g. its caption) on the left.
+
+    Shapes: clips (N, C, T, H, W) in [-1, 1], N labels.
+    """
+    if len(labels) != len(clips):
+        raise ValueError(f"need one label per clip; got {len(labels)} for {len(clips)} clips")
+    n, T = clips.shape[0], clips.shape[2]
+    pixels = to_uint8(rearrange(clips, "n c t h w -> (n t) c h w")).reshape(
+        n, T, *clips.shape[3:], -1
+    )
+    lines = max(label.count("\n") + 1 for label in labels)
+    fig = Figure(figsize=(3.2 + 0.85 * T, 0.3 + (0.85 + 0.1 * lines) * n + 0.3 * bool(title)))
+    axes = fig.subplots(n, T, squeeze=False)
+    for r in range(n):
+        for t in range(T):
+            ax = axes[r, t]
+            ax.imshow(pixels[r, t])
+            ax.set_xticks([]), ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"frame {t}", fontsize=8)
+        axes[r, 0].set_ylabel(labels[r], rotation=0, ha="right", va="center", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def clip_gif(clips: torch.Tensor, zoom: int = 6, frame_ms: int = 150, pad: int = 2) -> bytes:
+    """An endlessly looping GIF of the clips side by side, upscaled by `zoom` (nearest).
+
+    Shapes: clips (N, C, T, H, W) in [-1, 1] -> GIF file bytes.
+    """
+    if clips.dim() != 5 or len(clips) < 1:
+        raise ValueError(
+            f"clips must be a non-empty (N, C, T, H, W) batch; got {tuple(clips.shape)}"
+        )
+    frames = to_uint8(rearrange(clips, "n c t h w -> (n t) c h w"))  # (N*T, H, W, C)
+    n, t = clips.shape[0], clips.shape[2]
+    frames = np.pad(
+        frames.reshape(n, t, *frames.shape[1:]), ((0, 0), (0, 0), (pad, pad), (pad, pad), (0, 0))
+    )
+    movie = rearrange(frames, "n t h w c -> t h (n w) c").repeat(zoom, 1).repeat(zoom, 2)
+    pictures = [Image.fromarray(frame) for frame in movie]
+    buffer = io.BytesIO()
+    pictures[0].save(buffer, format="GIF", save_all=True, append_images=pictures[1:],
+                     duration=frame_ms, loop=0)  # fmt: skip
+    return buffer.getvalue()

@@ -5,11 +5,17 @@ Every import statement of dit_mini (function-level ones included) is read from t
 import inside a function must say why it is deferred (a comment with the word "deferred" on its
 line or the line above: a heavy optional package such as nbclient or scipy). No module imports a
 private name (`_name`) from another module.
+
+The dependency has one direction: the course (`dit_mini.course`) and the command line
+(`dit_mini.cli`) build on the core, and no other module imports the course; `import dit_mini`
+leaves the course out.
 """
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -134,3 +140,64 @@ def test_the_checker_finds_a_loop_a_hidden_import_and_a_private_import(tmp_path)
     assert any("pkg.b.two:2 imports inside a function" in p for p in problems)
     assert any("private ['_secret']" in p for p in problems)
     assert not any(p.startswith("pkg.b.three") for p in problems), "declared deferral is fine"
+
+
+COURSE_USERS = ("course", "cli")  # the only subpackages that may import dit_mini.course
+
+
+def course_imports(package_dir: Path, course: str = "course") -> list[str]:
+    """'module:line imports pkg.course...' for every import of the course (any import
+    statement, function-level ones included) from outside the course and the command line."""
+    mods, found = _modules(package_dir), []
+    top = package_dir.name
+    course_prefix = f"{top}.{course}"
+    for name, path in sorted(mods.items()):
+        parts = name.split(".")
+        if len(parts) > 1 and parts[1] in COURSE_USERS:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
+            for target, _ in _targets(name, path, node, mods):
+                if target == course_prefix or target.startswith(course_prefix + "."):
+                    found.append(f"{name}:{node.lineno} imports {target}")
+    return found
+
+
+def test_only_the_course_and_the_cli_import_the_course():
+    problems = course_imports(ROOT / "dit_mini")
+    assert problems == [], "the core must not import the course:\n" + "\n".join(problems)
+
+
+def test_the_direction_check_finds_a_core_module_that_imports_the_course(tmp_path):
+    pkg = _package(
+        tmp_path,
+        {
+            "__init__.py": "from .course.quiz import quiz\n",
+            "course/__init__.py": "",
+            "course/quiz.py": "from ..models.net import Net\nquiz = 1\n",
+            "cli/__init__.py": "",
+            "cli/main.py": "from ..course import quiz\n",
+            "models/__init__.py": "",
+            "models/net.py": "Net = 1\n\ndef draw():\n    # deferred\n    import pkg.course.quiz\n",
+        },
+    )
+    problems = course_imports(pkg)
+    assert problems == [
+        "pkg:1 imports pkg.course.quiz",
+        "pkg.models.net:5 imports pkg.course.quiz",
+    ], problems
+
+
+def test_import_dit_mini_leaves_the_course_out():
+    code = (
+        "import sys, dit_mini\n"
+        "from dit_mini import DiT, dit_config\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('dit_mini.course'))\n"
+        "print(loaded)\n"
+        "assert not loaded, loaded\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -4,9 +4,8 @@ import builtins
 
 import pytest
 
-from dit_mini import quiz
 from dit_mini.course import quiz as quiz_module
-from dit_mini.course.quiz import WIDGET_VIEW
+from dit_mini.course.quiz import WIDGET_VIEW, quiz
 
 OPTIONS = ["it halves", "it quadruples", "it stays the same"]
 

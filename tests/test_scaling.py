@@ -4,6 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
+from dit_mini.course import viz_dps
 from dit_mini.data.relics import make_relics
 from dit_mini.metrics.flops import attention_gflops, block_cost_parts, block_gflops, count_gflops
 from dit_mini.models.dit import DiT, dit_config
@@ -93,13 +94,15 @@ def test_study_continues_and_refuses_mixed_runs(study, monkeypatch):
         run_scaling_study(["Q/4"], 32, out, MICRO, 10, 20, data=data)
 
 
-def test_main_redraws_a_finished_study(study, monkeypatch, tmp_path):
+def test_main_prints_a_finished_study_and_the_course_draws_it(study, monkeypatch, tmp_path, capsys):
     out, _, _ = study
     monkeypatch.setattr(scaling, "_train_one", lambda *a: pytest.fail("trained again"))
     monkeypatch.setattr(
         scaling, "run_scaling_study", lambda *a, **k: load_results(out)
-    )  # the CLI's own arguments would load the full relics; the redraw needs only the rows
+    )  # the CLI's own arguments would load the full relics; the table needs only the rows
+    scaling.main(["--out", str(out), "--images", "32"])
+    assert "S/8" in capsys.readouterr().out
     png = tmp_path / "scaling.png"
-    scaling.main(["--out", str(out), "--images", "32", "--plot", str(png)])
+    viz_dps.main([str(out), str(png)])  # the study writes data, the course draws it
     with Image.open(png) as im:
         assert im.width > 500

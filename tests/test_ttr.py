@@ -100,24 +100,3 @@ def test_bad_inputs(tmp_path):
         get_recipe("nope")
     with pytest.raises(ValueError, match="minutes=0"):
         run_ttr(MICRO, minutes=0, out_dir=tmp_path)
-
-
-def test_train_and_grade_grades_the_trainers_ema_at_the_asked_steps():
-    from dit_mini.data.relics import make_relics
-    from dit_mini.train.config import TrainConfig
-    from dit_mini.train.recipes import model_from_preset
-
-    torch.manual_seed(0)
-    model = model_from_preset("nano", 32, 10, 0.1)
-    config = TrainConfig(steps=5, batch_size=4, lr=1e-3, ema_decay=0.9, cfg_dropout=0.1)
-    diffusion = DiffusionConfig(objective="flow", time_sampling="logit_normal")
-    result, points = ttr.train_and_grade(
-        model, diffusion, make_relics(40, seed=0), config, every_steps=2, n_eval=10,
-        sampler="euler", sample_steps=2,
-    )  # fmt: skip
-    assert [p["step"] for p in points] == [2, 4, 5]
-    assert [p["images"] for p in points] == [8, 16, 20]
-    assert all(0.0 <= p["class_accuracy"] <= 1.0 and p["n"] == 10 for p in points)
-    assert points[-1]["loss"] == pytest.approx(sum(result.history) / 5)
-    with pytest.raises(ValueError, match="multiple of 10"):
-        ttr.train_and_grade(model, diffusion, make_relics(40, seed=0), config, 2, n_eval=15)

@@ -10,7 +10,9 @@ package's own pieces (`dit_mini.models.dit`, `dit_mini.diffusion`); what this mo
 - `ema_update`, `train_step`, `train_loop`: the reference training step (label dropout for
   guidance, the flow-matching loss with logit-normal times, AdamW, gradient clipping, EMA) and a
   plain loop with warm-up and a time budget; the quickstart recipe without the trainer's
-  checkpoints and resume.
+  checkpoints and resume. The EMA update, the clipped optimizer step and the learning-rate
+  warm-up are the trainer's own functions (`dit_mini.train.step`), so what the learner's step
+  is checked against is what `dit_mini.fit` does.
 - `yours_or_package`: the cell after an exercise uses the learner's piece when its check passed,
   else the package's, and says which, so a learner copy runs top to bottom.
 - `TrainingView`: the live loss curve and sample grid of a training run, redrawn about once a
@@ -36,6 +38,7 @@ from ..diffusion.losses import DiffusionConfig, make_loss
 from ..diffusion.samplers import euler_sample
 from ..models.dit import DiT, dit_config
 from ..threads import ThreadTuner, requested_threads
+from ..train.step import clip_and_step, ema_update, lr_at, set_lr
 from ..viz import image_grid, smooth
 from .exercises import compare
 
@@ -132,15 +135,6 @@ def yours_or_package(label: str, solved: bool, yours, package):
     return package
 
 
-@torch.no_grad()
-def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    """ema <- decay * ema + (1 - decay) * model, parameter by parameter; buffers are copied."""
-    for e, p in zip(ema.parameters(), model.parameters()):
-        e.lerp_(p, 1.0 - decay)
-    for e, b in zip(ema.buffers(), model.buffers()):
-        e.copy_(b)
-
-
 def _tiny_pair(seed: int = 0) -> tuple[nn.Module, nn.Module]:
     """A small package DiT (2 blocks of width 32 on 8 x 8 images) and a different copy of it."""
     generator = torch.Generator().manual_seed(seed)
@@ -183,9 +177,7 @@ def train_step(
     loss = loss_fn(model, x0, y, t=t, eps=eps)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    if grad_clip:
-        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    optimizer.step()
+    clip_and_step(model, optimizer, grad_clip)  # the trainer's own functions (train/step.py)
     ema_update(ema, model, ema_decay)
     return loss.item()
 
@@ -231,8 +223,7 @@ def train_loop(
     for step in range(steps):
         if seconds is not None and time.perf_counter() - start > seconds:
             break
-        for group in optimizer.param_groups:
-            group["lr"] = lr * min(1.0, (step + 1) / warmup)
+        set_lr(optimizer, lr_at(step, lr, warmup))
         idx = torch.randint(0, len(images), (batch_size,), generator=generator)
         loss = step_fn(model, ema, optimizer, images[idx], labels[idx], generator)
         history.append(loss)

@@ -7,10 +7,15 @@ patch size and width (`gflops_map_figure`), the cost of one config part by part 
 notebook's sliders (`cost_view`), and the toy scaling study of `dit_mini.studies.scaling`
 (`plot_scaling`), and sampling steps against model size (`steps_vs_size_figure`, the paper's
 Fig. 10 on relics). Each returns a `matplotlib.figure.Figure` (no pyplot).
+
+The scaling study writes data (JSON lines); this module draws it, also from the command line:
+
+    python -m dit_mini.course.viz_dps assets/scaling/scaling.jsonl assets/scaling/scaling.png
 """
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 
 import torch
@@ -19,9 +24,10 @@ from matplotlib.ticker import NullFormatter
 
 from ..metrics.flops import block_cost_parts, count_gflops, count_params
 from ..models.dit import DiT, dit_config
+from ..studies.scaling import load_results
 
 __all__ = ["SIZE_COLOURS", "PATCH_MARKERS", "table4_figure", "gflops_map_figure", "cost_view",
-           "plot_scaling", "steps_vs_size_figure"]  # fmt: skip
+           "plot_scaling", "steps_vs_size_figure", "main"]  # fmt: skip
 
 SIZE_COLOURS = {"S": "tab:green", "M": "tab:blue", "L": "tab:red"}
 PATCH_MARKERS = {8: "s", 4: "o", 2: "^"}
@@ -224,3 +230,17 @@ def steps_vs_size_figure(rows: Sequence[dict]) -> Figure:
     left.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def main(argv=None) -> None:
+    """python -m dit_mini.course.viz_dps RESULTS.jsonl PNG: draw a scaling study's results."""
+    p = argparse.ArgumentParser(description="draw the results of dit_mini.studies.scaling")
+    p.add_argument("results", help="the study's results file (JSON lines)")
+    p.add_argument("png", help="the PNG file to write")
+    args = p.parse_args(argv)
+    plot_scaling(load_results(args.results)).savefig(args.png, dpi=100)
+    print(f"wrote {args.png}")
+
+
+if __name__ == "__main__":
+    main()

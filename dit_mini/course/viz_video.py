@@ -1,5 +1,8 @@
 """Pictures for notebook 13 (mastering the art): clips as strips and GIFs, tubelets, text to clip.
 
+`clip_strips` and `clip_gif` live in the core's `dit_mini.viz` (the video trainer draws its
+samples with them) and are re-exported here for the notebook.
+
 Clips in the package are (N, C, T, H, W) tensors in [-1, 1]. A strip shows the T frames of each
 clip side by side (it renders headless and on GitHub); a GIF plays them, rendered offline with PIL
 so it needs no video codec and shows in JupyterLab, Colab and a static HTML view alike.
@@ -7,70 +10,16 @@ so it needs no video codec and shows in JupyterLab, Colab and a static HTML view
 
 from __future__ import annotations
 
-import io
-
-import numpy as np
 import torch
 from einops import rearrange
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
-from PIL import Image
 
 from ..data.clips import HELD_OUT, caption_id, parse_caption
 from ..diffusion.text2video import sample_clips
-from ..viz import to_uint8
+from ..viz import clip_gif, clip_strips, to_uint8
 
 __all__ = ["clip_strips", "clip_gif", "tubelet_figure", "token_cost_figure", "caption_to_clip"]
-
-
-def clip_strips(clips: torch.Tensor, labels: list[str], title: str | None = None) -> Figure:
-    """One row per clip, its frames left to right, with its label (e.g. its caption) on the left.
-
-    Shapes: clips (N, C, T, H, W) in [-1, 1], N labels.
-    """
-    if len(labels) != len(clips):
-        raise ValueError(f"need one label per clip; got {len(labels)} for {len(clips)} clips")
-    n, T = clips.shape[0], clips.shape[2]
-    pixels = to_uint8(rearrange(clips, "n c t h w -> (n t) c h w")).reshape(
-        n, T, *clips.shape[3:], -1
-    )
-    lines = max(label.count("\n") + 1 for label in labels)
-    fig = Figure(figsize=(3.2 + 0.85 * T, 0.3 + (0.85 + 0.1 * lines) * n + 0.3 * bool(title)))
-    axes = fig.subplots(n, T, squeeze=False)
-    for r in range(n):
-        for t in range(T):
-            ax = axes[r, t]
-            ax.imshow(pixels[r, t])
-            ax.set_xticks([]), ax.set_yticks([])
-            if r == 0:
-                ax.set_title(f"frame {t}", fontsize=8)
-        axes[r, 0].set_ylabel(labels[r], rotation=0, ha="right", va="center", fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-def clip_gif(clips: torch.Tensor, zoom: int = 6, frame_ms: int = 150, pad: int = 2) -> bytes:
-    """An endlessly looping GIF of the clips side by side, upscaled by `zoom` (nearest).
-
-    Shapes: clips (N, C, T, H, W) in [-1, 1] -> GIF file bytes.
-    """
-    if clips.dim() != 5 or len(clips) < 1:
-        raise ValueError(
-            f"clips must be a non-empty (N, C, T, H, W) batch; got {tuple(clips.shape)}"
-        )
-    frames = to_uint8(rearrange(clips, "n c t h w -> (n t) c h w"))  # (N*T, H, W, C)
-    n, t = clips.shape[0], clips.shape[2]
-    frames = np.pad(
-        frames.reshape(n, t, *frames.shape[1:]), ((0, 0), (0, 0), (pad, pad), (pad, pad), (0, 0))
-    )
-    movie = rearrange(frames, "n t h w c -> t h (n w) c").repeat(zoom, 1).repeat(zoom, 2)
-    pictures = [Image.fromarray(frame) for frame in movie]
-    buffer = io.BytesIO()
-    pictures[0].save(buffer, format="GIF", save_all=True, append_images=pictures[1:],
-                     duration=frame_ms, loop=0)  # fmt: skip
-    return buffer.getvalue()
 
 
 def tubelet_figure(

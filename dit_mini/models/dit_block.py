@@ -14,8 +14,8 @@ compares four designs (its Fig. 3 and 5), all selectable with `DiTConfig(conditi
   identity map and the network starts by predicting zero. The best FID of the four in the paper.
 
 The adaLN-Zero block and final layer keep the reference implementation's parameter names.
-`in_context_extra_macs` is the reference solution of notebook 07's cost exercise; the
-measurements that notebook shows are in `dit_mini.course.viz_gear`.
+`in_context_extra_macs` counts what in-context conditioning adds to a forward pass (two tokens
+more in every block), in multiply-adds.
 
 Taught in notebook 07 (legendary gear).
 """

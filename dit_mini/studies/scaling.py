@@ -27,7 +27,6 @@ from pathlib import Path
 
 import torch
 
-from ..course.viz_dps import plot_scaling
 from ..data.datasets import load_dataset
 from ..diffusion.losses import DiffusionConfig, generate, make_loss
 from ..metrics.evaluation import evaluate_samples, feature_extractor
@@ -211,7 +210,9 @@ def run_scaling_study(
 
 
 def main(argv=None) -> None:
-    """python -m dit_mini.studies.scaling --out FILE.jsonl --images N [--grid ...] [--plot PNG]"""
+    """python -m dit_mini.studies.scaling --out FILE.jsonl --images N [--grid ...]
+
+    The study writes data; `python -m dit_mini.course.viz_dps FILE.jsonl PNG` draws it."""
     p = argparse.ArgumentParser(description="DiT scaling study on Relics")
     p.add_argument("--out", required=True, help="results file (JSON lines), appended to")
     p.add_argument("--images", type=int, default=5120, help="training images per config")
@@ -220,7 +221,6 @@ def main(argv=None) -> None:
     p.add_argument("--n-eval", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--plot", default=None, help="also draw the results to this PNG")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -228,9 +228,6 @@ def main(argv=None) -> None:
         args.grid, args.images, args.out, args.recipe, args.n_eval, seed=args.seed, quiet=False
     )
     print(format_results(rows))
-    if args.plot:
-        plot_scaling(rows).savefig(args.plot, dpi=100)
-        print(f"wrote {args.plot}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ beside the real-vs-real floor. The curves say which recipe becomes recognizable 
     python -m dit_mini.studies.ttr --recipe quickstart --minutes 5 --out runs/ttr-quickstart
     python -m dit_mini.studies.ttr --plot runs/a/ttr.json runs/b/ttr.json --out curves.png
 
-Used by notebook 03 (clearing the fog) and notebook 09 (DPS), which compare recipes.
+Used by notebook 09 (DPS), which compares recipes; notebook 03's race of eps against flow
+(`dit_mini.course.graded_training.train_and_grade`) grades with the same classifier.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from ..runtime import machine_info
 from ..train.config import TrainConfig, derive_seed
 from ..train.recipes import RECIPES as TRAIN_RECIPES
 from ..train.recipes import Recipe
+from ..train.step import ema_update
 from ..train.trainer import fit
 from ..viz import save_image_grid
 
@@ -45,7 +47,6 @@ __all__ = [
     "get_recipe",
     "build_run",
     "evaluate",
-    "train_and_grade",
     "run_ttr",
     "plot_ttr",
     "main",
@@ -167,9 +168,7 @@ class _Clock:
     @torch.no_grad()
     def __call__(self, step: int, loss: float) -> bool:
         # 1. The same EMA as the trainer keeps (decay of step - 1, with warm-up).
-        decay = self.train_cfg.ema_decay_at(step - 1)
-        for e, p in zip(self.ema.parameters(), self.model.parameters()):
-            e.lerp_(p.detach().to(e), 1.0 - decay)
+        ema_update(self.ema, self.model, self.train_cfg.ema_decay_at(step - 1))
         self.losses.append(loss)
         # 2. At each interval (and at the end of the budget) stop the clock and evaluate.
         seconds = self.elapsed()
@@ -198,75 +197,6 @@ class _Clock:
 
 def _frozen_copy(model):
     return copy.deepcopy(model).requires_grad_(False)
-
-
-class _StepGrader:
-    """fit's callback: keeps an EMA twin and grades it every `every` steps and at `last`."""
-
-    def __init__(self, model, train_cfg: TrainConfig, every: int, last: int, evaluate_fn):
-        self.model, self.train_cfg, self.every, self.last = model, train_cfg, every, last
-        self.ema, self.evaluate_fn = _frozen_copy(model), evaluate_fn
-        self.points, self.losses = [], []
-
-    @torch.no_grad()
-    def __call__(self, step: int, loss: float) -> bool:
-        decay = self.train_cfg.ema_decay_at(step - 1)  # the trainer's EMA, step for step
-        for e, p in zip(self.ema.parameters(), self.model.parameters()):
-            e.lerp_(p.detach().to(e), 1.0 - decay)
-        self.losses.append(loss)
-        if step % self.every == 0 or step == self.last:
-            recent = self.losses[-50:]
-            scores = self.evaluate_fn(self.ema)
-            self.points.append(
-                dict(
-                    step=step,
-                    images=step * self.train_cfg.batch_size,
-                    loss=sum(recent) / len(recent),
-                    **scores,
-                )  # fmt: skip
-            )
-        return False
-
-
-def train_and_grade(
-    model,
-    diffusion: DiffusionConfig,
-    data,
-    config: TrainConfig,
-    every_steps: int,
-    n_eval: int = 100,
-    sampler: str | None = None,
-    sample_steps: int = 20,
-    cfg_scale: float = 3.0,
-    classifier=None,
-    seed: int = 0,
-    quiet: bool = True,
-):
-    """`fit` with the EMA graded every `every_steps` steps and at the end: n_eval guided samples
-    (n_eval / 10 per class, the same noise every time) scored by the relic classifier.
-
-    Returns (the TrainResult, the points: dicts with 'step', 'images', 'loss' (mean of the last
-    50 steps) and the keys of `score_samples`). Notebook 03 races eps against flow with it.
-    """
-    if every_steps < 1 or n_eval < 10 or n_eval % 10:
-        raise ValueError(
-            f"every_steps={every_steps} must be >= 1 and n_eval={n_eval} a positive multiple of 10"
-        )
-    classifier = classifier or load_pretrained("relic-classifier")
-    y = torch.arange(10).repeat_interleave(n_eval // 10)
-
-    @torch.no_grad()
-    def grade(ema) -> dict:
-        ema.eval()
-        images = generate(
-            ema, diffusion, y=y, sampler=sampler, steps=sample_steps, cfg_scale=cfg_scale,
-            generator=torch.Generator().manual_seed(derive_seed(seed, "eval")),
-        ).clamp(-1, 1)  # fmt: skip
-        return score_samples(images.cpu(), y, classifier)
-
-    grader = _StepGrader(model, config, every_steps, config.steps, grade)
-    result = fit(model, make_loss(diffusion), data, config, quiet=quiet, callback=grader)
-    return result, grader.points
 
 
 def run_ttr(

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import nn
 
+from .step import ema_decay_at, lr_at
+
 __all__ = ["TrainConfig", "derive_seed", "batch_indices", "resolve_dropout"]
 
 
@@ -79,12 +81,12 @@ class TrainConfig:
 
     def lr_at(self, step: int) -> float:
         """Learning rate of step `step` (0-based): linear warm-up, then constant."""
-        return self.lr * min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else self.lr
+        return lr_at(step, self.lr, self.warmup_steps)
 
     def ema_decay_at(self, step: int) -> float:
         """EMA decay after step `step`: min(decay, (1 + s) / (10 + s)) with warm-up, so early
         EMA weights are not dominated by the random initialisation."""
-        return min(self.ema_decay, (1 + step) / (10 + step)) if self.ema_warmup else self.ema_decay
+        return ema_decay_at(step, self.ema_decay, self.ema_warmup)
 
 
 def derive_seed(*parts) -> int:

@@ -28,6 +28,7 @@ from ..storage import (
 )
 from .config import TrainConfig, batch_indices, derive_seed, resolve_dropout
 from .resume import RESUMABLE_FIELDS, config_diff, describe_for_run, with_new_defaults
+from .step import clip_and_step, ema_update, set_lr
 
 __all__ = ["CHECKPOINT_NAME", "TrainingDiverged", "TrainingSession", "make_adamw"]
 
@@ -273,28 +274,14 @@ class TrainingSession:
         if not math.isfinite(value) or self.exploding(value):
             raise self.diverged(value)
         # 2. Backward (scaled in float16), clip, AdamW step at this step's learning rate.
-        for group in self.opt.param_groups:
-            group["lr"] = cfg.lr_at(self.step)
+        # (The same functions make notebook 14's reference step: dit_mini.train.step.)
+        set_lr(self.opt, cfg.lr_at(self.step))
         self.opt.zero_grad(set_to_none=True)
         scaler = self.scaler
-        (scaler.scale(loss) if scaler else loss).backward()
-        if scaler is not None:
-            scaler.unscale_(self.opt)
-        if cfg.grad_clip:
-            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-        scaler.step(self.opt) if scaler else self.opt.step()
-        if scaler is not None:
-            scaler.update()
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        clip_and_step(self.model, self.opt, cfg.grad_clip, scaler)
         # 3. EMA of the weights, then count the step.
-        self._update_ema()
+        ema_update(self.ema, self.model, cfg.ema_decay_at(self.step))
         self.history.append(value)
         self.step += 1
         return value
-
-    @torch.no_grad()
-    def _update_ema(self) -> None:
-        decay = self.config.ema_decay_at(self.step)
-        for e, p in zip(self.ema.parameters(), self.model.parameters()):
-            e.lerp_(p, 1.0 - decay)
-        for e, b in zip(self.ema.buffers(), self.model.buffers()):
-            e.copy_(b)

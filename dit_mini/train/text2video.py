@@ -26,7 +26,6 @@ from pathlib import Path
 
 import torch
 
-from ..course.viz_video import clip_gif, clip_strips
 from ..data.clips import (
     CLIP_FRAMES,
     HELD_OUT,
@@ -43,6 +42,7 @@ from ..models.video import VideoDiT, VideoDiTConfig
 from ..registry import load_model, read_config, save_model
 from ..runtime import cpu_name
 from ..storage import load_checkpoint
+from ..viz import clip_gif, clip_strips
 from .config import TrainConfig
 from .trainer import fit
 
