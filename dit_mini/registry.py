@@ -38,6 +38,8 @@ __all__ = [
     "read_config",
     "load_model",
     "upgrade_legacy_file",
+    "RENAMED_FIELDS",
+    "with_current_names",
 ]
 
 # kind -> (network class, config class); the kind is stored in every model file and checkpoint.
@@ -49,6 +51,21 @@ MODEL_KINDS: dict[str, tuple[type[nn.Module], type]] = {
     "relic-classifier": (RelicClassifier, ClassifierConfig),
     "clip-checker": (ClipChecker, CheckerConfig),
 }
+
+# Config fields renamed since files were written: {old name: current name}. Files and checkpoints
+# that hold the old names still load; the label dropout has one name everywhere.
+RENAMED_FIELDS = {"cfg_dropout": "class_dropout_prob", "caption_dropout": "class_dropout_prob"}
+
+
+def with_current_names(run_config: dict) -> dict:
+    """A stored config ({'model': {...}, 'train': {...}, ...} or one model config) with the old
+    field names of `RENAMED_FIELDS` replaced by the current ones, one level of sections deep."""
+
+    def rename(values: dict) -> dict:
+        return {RENAMED_FIELDS.get(k, k): v for k, v in values.items()}
+
+    out = rename(run_config)
+    return {k: rename(v) if isinstance(v, dict) else v for k, v in out.items()}
 
 
 def kind_of(model: nn.Module) -> str | None:
@@ -75,6 +92,7 @@ def describe(model: nn.Module) -> dict:
 
 def _config(config_cls: type, values: dict):
     """A config dataclass from JSON values: lists become tuples, unknown keys are refused."""
+    values = {RENAMED_FIELDS.get(k, k): v for k, v in values.items()}
     names = {f.name for f in fields(config_cls)}
     unknown = sorted(set(values) - names)
     if unknown:
@@ -118,8 +136,8 @@ def read_config(path: str | Path) -> dict:
     path = Path(path)
     if path.suffix == ".safetensors":
         header = read_header(path)
-        return {"model": header["model"], **header.get("extra", {})}
-    return load_checkpoint(path)["config"]
+        return with_current_names({"model": header["model"], **header.get("extra", {})})
+    return with_current_names(load_checkpoint(path)["config"])
 
 
 def load_model(
@@ -161,10 +179,10 @@ def load_model(
 def _legacy_description(meta: dict) -> tuple[dict, dict]:
     """(model description, extra) from the metadata layouts of dit-mini < 0.2."""
     config = json.loads(meta["config"])
-    if "card" in meta:  # save_classifier / save_checker: {"config": cfg, "card": {...}}
+    if "card" in meta:  # save_classifier / save_checker: {"config": config, "card": {...}}
         kind = "relic-classifier" if "num_classes" in config else "clip-checker"
         return {"kind": kind, **config}, {"card": json.loads(meta["card"])}
-    if "video_dit" in config:  # the video DiT's export: {"video_dit": cfg, ...}
+    if "video_dit" in config:  # the video DiT's export: {"video_dit": config, ...}
         rest = {k: v for k, v in config.items() if k != "video_dit"}
         return {"kind": "video-dit", **config["video_dit"]}, rest
     rest = {k: v for k, v in config.items() if k != "model"}

@@ -11,7 +11,7 @@ from dit_mini.cli.options import SAMPLE_OPTIONS, TRAIN_OPTIONS, add_options, con
 from dit_mini.diffusion.losses import DiffusionConfig
 from dit_mini.train.config import TrainConfig
 
-TABLES = {name: getattr(cli_options, name) for name in cli_options.__all__ if name.isupper()}
+TABLES = {n: getattr(cli_options, n) for n in cli_options.__all__ if n.endswith("_OPTIONS")}
 
 
 @pytest.mark.parametrize("name", sorted(TABLES))
@@ -28,7 +28,7 @@ def test_rows_are_well_formed_and_flags_unique(name):
 
 def test_training_options_are_generated_from_the_config_dataclasses():
     rows = {row[0]: row for row in TRAIN_OPTIONS}
-    overridden = {"cfg_dropout": 0.1, "checkpoint_every": 500}
+    overridden = {"class_dropout_prob": 0.1, "checkpoint_every": 500}
     for cls in (TrainConfig, DiffusionConfig):
         for f in fields(cls):
             if "help" not in f.metadata:
@@ -38,6 +38,17 @@ def test_training_options_are_generated_from_the_config_dataclasses():
             assert default == overridden.get(f.name, f.default), f.name
             assert kind in (int, float, str) and (default is None or isinstance(default, kind))
     assert "--ema-warmup" not in rows  # a field without help text is not an option
+
+
+def test_the_old_label_dropout_flag_still_works_with_a_note(capsys):
+    parser = argparse.ArgumentParser()
+    add_options(parser, TRAIN_OPTIONS)
+    assert parser.parse_args(["--cfg-dropout", "0.25"]).class_dropout_prob == 0.25
+    assert "--cfg-dropout is deprecated" in capsys.readouterr().err
+    assert parser.parse_args(["--class-dropout-prob", "0.3"]).class_dropout_prob == 0.3
+    assert parser.parse_args([]).class_dropout_prob == 0.1  # the DiT's default
+    assert capsys.readouterr().err == ""
+    assert "--cfg-dropout" not in parser.format_help()  # hidden from --help
 
 
 def test_config_options_follow_a_new_field():

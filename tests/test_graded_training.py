@@ -13,7 +13,7 @@ from dit_mini.train.recipes import model_from_preset
 def test_train_and_grade_grades_the_trainers_ema_at_the_asked_steps():
     torch.manual_seed(0)
     model = model_from_preset("nano", 32, 10, 0.1)
-    config = TrainConfig(steps=5, batch_size=4, lr=1e-3, ema_decay=0.9, cfg_dropout=0.1)
+    config = TrainConfig(steps=5, batch_size=4, lr=1e-3, ema_decay=0.9, class_dropout_prob=0.1)
     diffusion = DiffusionConfig(objective="flow", time_sampling="logit_normal")
     result, points = train_and_grade(
         model, diffusion, make_relics(40, seed=0), config, every_steps=2, n_eval=10,

@@ -130,7 +130,7 @@ def test_train_step_learns_and_step_result_catches_a_missing_clip():
     assert not check("step", lambda: step_result(no_clip), result, inputs=(), quiet=True)
 
     def no_dropout(*args):
-        return train_step(*args, cfg_dropout=0.0)
+        return train_step(*args, class_dropout_prob=0.0)
 
     assert not check("step", lambda: step_result(no_dropout), result, inputs=(), quiet=True)
 

@@ -9,6 +9,7 @@ from dit_mini.models.pretrained import asset_path
 from dit_mini.models.unet import UNet, unet_config
 from dit_mini.registry import (
     MODEL_KINDS,
+    RENAMED_FIELDS,
     build_model,
     describe,
     kind_of,
@@ -16,6 +17,7 @@ from dit_mini.registry import (
     read_config,
     save_model,
     upgrade_legacy_file,
+    with_current_names,
 )
 from dit_mini.storage import CheckpointError, read_header, save_checkpoint
 
@@ -136,3 +138,18 @@ def test_legacy_files_upgrade_with_their_tensors_unchanged(tmp_path):
     assert read_config(old) == {"model": describe(model), "x": 1}
     assert all(torch.equal(v, load_file(str(old))[k]) for k, v in tensors.items())
     assert load_model(old).config == model.config
+
+
+def test_files_written_with_the_old_label_dropout_names_still_load():
+    """The shipped assets were written when the label dropout was `cfg_dropout` (training) and
+    `caption_dropout` (the video DiT): both read under the one current name."""
+    assert "caption_dropout" in read_header(asset_path("video-dit"))["model"]
+    video = load_model(asset_path("video-dit"))
+    assert video.config.class_dropout_prob == 0.1 and video.config.null_class is not None
+    run = read_config(asset_path("dit-tiny"))
+    assert run["train"]["class_dropout_prob"] == 0.1 and "cfg_dropout" not in run["train"]
+    assert set(RENAMED_FIELDS.values()) == {"class_dropout_prob"}
+    assert with_current_names({"train": {"cfg_dropout": 0.2}, "n": 1}) == {
+        "train": {"class_dropout_prob": 0.2},
+        "n": 1,
+    }

@@ -72,8 +72,8 @@ def test_train_config_rejects_bad_values():
         TrainConfig(batch_size=0)
     with pytest.raises(ValueError, match="ema_decay"):
         TrainConfig(ema_decay=1.0)
-    with pytest.raises(ValueError, match="cfg_dropout"):
-        TrainConfig(cfg_dropout=1.5)
+    with pytest.raises(ValueError, match="class_dropout_prob"):
+        TrainConfig(class_dropout_prob=1.5)
     assert TrainConfig(lr=1.0, warmup_steps=4).lr_at(1) == 0.5
 
 
@@ -210,6 +210,24 @@ def test_runs_saved_before_a_new_model_field_still_resume(tmp_path):
     assert result.step == 6
 
 
+def test_a_checkpoint_with_the_old_label_dropout_name_resumes_and_reads(tmp_path):
+    """Checkpoints written when the training's label dropout was called `cfg_dropout` still
+    resume, and `read_config` reports the current name."""
+    from dit_mini.registry import read_config
+    from dit_mini.storage import save_checkpoint
+
+    fit(tiny_model(), make_loss(), tiny_data(), config(steps=4), tmp_path, quiet=True)
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    train = state["config"]["train"]
+    train["cfg_dropout"] = train.pop("class_dropout_prob")
+    save_checkpoint(tmp_path / "checkpoint.pt", state)
+    assert read_config(tmp_path / "checkpoint.pt")["train"]["class_dropout_prob"] == 0.1
+    result = fit(
+        tiny_model(), make_loss(), tiny_data(), config(steps=6), tmp_path, resume=True, quiet=True
+    )
+    assert result.step == 6
+
+
 def test_a_model_described_by_its_kind_only_resumes(tmp_path):
     """A network the checkpoint only names (not a package DiT/U-Net) but that has a dataclass
     config still resumes: nothing is filled into its saved description."""
@@ -260,9 +278,11 @@ def test_label_problems_are_caught_before_training():
     images, labels = tiny_data()
     with pytest.raises(ValueError, match="num_classes=13"):
         fit(tiny_model(), make_loss(), (images, labels + 3), config(), quiet=True)
-    with pytest.raises(ValueError, match="cfg_dropout=0.2 but the model was built with .* 0.0"):
+    with pytest.raises(
+        ValueError, match="class_dropout_prob=0.2 but the model was built with .*0.0"
+    ):
         fit(tiny_model(class_dropout_prob=0.0), make_loss(), (images, labels),
-            config(cfg_dropout=0.2), quiet=True)  # fmt: skip
+            config(class_dropout_prob=0.2), quiet=True)  # fmt: skip
 
 
 def test_label_dropout_comes_from_the_model_config(tmp_path):
@@ -271,7 +291,7 @@ def test_label_dropout_comes_from_the_model_config(tmp_path):
     fit(tiny_model(class_dropout_prob=0.3), make_loss(), (images, labels),
         config(steps=2), tmp_path, quiet=True)  # fmt: skip
     saved = load_checkpoint(tmp_path / "checkpoint.pt")["config"]
-    assert saved["train"]["cfg_dropout"] == 0.3 == saved["model"]["class_dropout_prob"]
+    assert saved["train"]["class_dropout_prob"] == 0.3 == saved["model"]["class_dropout_prob"]
 
 
 def test_callback_returning_true_stops_and_saves(tmp_path):

@@ -67,7 +67,7 @@ def test_config_validation_names_the_fix():
         VideoDiTConfig(hidden_size=100)
     assert VideoDiTConfig().num_tokens == 64 and VideoDiTConfig().grid == (4, 4, 4)
     assert VideoDiTConfig().null_class == NUM_CAPTIONS
-    assert VideoDiTConfig(caption_dropout=0).null_class is None
+    assert VideoDiTConfig(class_dropout_prob=0).null_class is None
 
 
 def test_forward_shape_and_adaln_zero_identity_at_init():

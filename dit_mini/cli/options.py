@@ -10,6 +10,7 @@ command line and the Python API cannot drift apart.
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import fields
 from pathlib import Path
 
@@ -26,9 +27,13 @@ __all__ = [
     "QUICKSTART_OPTIONS",
     "BENCH_OPTIONS",
     "GFLOPS_OPTIONS",
+    "DEPRECATED_FLAGS",
     "config_options",
     "add_options",
 ]
+
+# Old spellings still accepted, each with a note naming the new flag: {old: new}.
+DEPRECATED_FLAGS = {"--cfg-dropout": "--class-dropout-prob"}
 
 
 def _option_type(f) -> type:
@@ -65,9 +70,9 @@ TRAIN_OPTIONS = [
     ("--image-size", int, 32, "image side in pixels; images are resized to it"),
     ("--patch-size", int, None, "override the DiT preset's patch size (e.g. 1 or 2 for 8x8 "
      "latents)"),
-    # the model's label dropout is set through --cfg-dropout; checkpoints every 500 by default
+    # the model's label dropout is set through --class-dropout-prob; checkpoints every 500
     *config_options(
-        TrainConfig, {"cfg_dropout": DiTConfig.class_dropout_prob, "checkpoint_every": 500}
+        TrainConfig, {"class_dropout_prob": DiTConfig.class_dropout_prob, "checkpoint_every": 500}
     ),
     *config_options(DiffusionConfig),
     ("--out", Path, None, "folder for checkpoint.pt and ema.safetensors (default: "
@@ -164,9 +169,35 @@ GFLOPS_OPTIONS = [
 # fmt: on
 
 
+class _DeprecatedFlag(argparse.Action):
+    """An old flag: stores into the new flag's destination and prints a deprecation note."""
+
+    def __init__(self, option_strings, dest, new_flag: str, **kwargs):
+        self.new_flag = new_flag
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(
+            f"note: {option_string} is deprecated and will be removed; use {self.new_flag} "
+            "(the same setting)",
+            file=sys.stderr,
+        )
+        setattr(namespace, self.dest, values)
+
+
+def _add_deprecated_aliases(parser: argparse.ArgumentParser, flag: str, kind) -> None:
+    for old, new in DEPRECATED_FLAGS.items():
+        if new == flag:
+            parser.add_argument(
+                old, type=kind, dest=flag[2:].replace("-", "_"), action=_DeprecatedFlag,
+                new_flag=new, default=argparse.SUPPRESS, help=argparse.SUPPRESS,
+            )  # fmt: skip
+
+
 def add_options(parser: argparse.ArgumentParser, options: list) -> None:
-    """Add the options of one table to a parser."""
+    """Add the options of one table to a parser (and the deprecated spellings of its flags)."""
     for flag, kind, default, text, *required in options:
+        _add_deprecated_aliases(parser, flag, kind)
         dest = "label" if flag == "--class" else None  # `args.class` would be a syntax error
         extra = {"dest": dest} if dest else {}
         if kind is bool:

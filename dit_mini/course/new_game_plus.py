@@ -160,7 +160,7 @@ def train_step(
     x0: torch.Tensor,
     y: torch.Tensor,
     generator: torch.Generator,
-    cfg_dropout: float = 0.1,
+    class_dropout_prob: float = 0.1,
     ema_decay: float = 0.995,
     grad_clip: float = 1.0,
     null_class: int = 10,
@@ -171,7 +171,7 @@ def train_step(
     the times, the noise (`make_loss(FLOW).draw`). Then AdamW on the clipped gradient and the
     EMA update. Shapes: x0 (B, C, H, W), y (B,).
     """
-    y = drop_labels(y, cfg_dropout, null_class, generator)
+    y = drop_labels(y, class_dropout_prob, null_class, generator)
     loss_fn = make_loss(FLOW)
     t, eps = loss_fn.draw(x0, generator)
     loss = loss_fn(model, x0, y, t=t, eps=eps)

@@ -77,11 +77,11 @@ def vae_gflops(vae: VAE) -> dict[str, float]:
 
     Shapes: encoder (1, C, H, W) -> (1, 2 C_z, h, w); decoder (1, C_z, h, w) -> (1, C, H, W).
     """
-    cfg = vae.config
+    config = vae.config
     param = next(vae.parameters())
     inputs = {
-        "encoder": torch.zeros(1, cfg.in_channels, cfg.input_size, cfg.input_size),
-        "decoder": torch.zeros(1, *cfg.latent_shape),
+        "encoder": torch.zeros(1, config.in_channels, config.input_size, config.input_size),
+        "decoder": torch.zeros(1, *config.latent_shape),
     }
     out = {}
     for part, x in inputs.items():

@@ -1,7 +1,8 @@
 """Classifier-free guidance (Ho & Salimans, arXiv 2207.12598).
 
 One network learns both p(x | y) and p(x) by seeing the "null" class instead of the real label a
-fraction of the time during training (`drop_labels`). At sampling time the two predictions are
+fraction of the time during training (`drop_labels`, kept beside the label embedder in
+`dit_mini.models.embeddings` and re-exported here). At sampling time the two predictions are
 extrapolated (eq. 6):
 
     pred = pred(x_t, t, null) + w * (pred(x_t, t, y) - pred(x_t, t, null))
@@ -19,26 +20,9 @@ from collections.abc import Callable
 
 import torch
 
+from ..models.embeddings import drop_labels
+
 __all__ = ["drop_labels", "combine_guidance", "guided"]
-
-
-def drop_labels(
-    y: torch.Tensor, p: float, null_class: int | None, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """Replace each label by `null_class` with probability p (training for guidance).
-
-    Shapes: y (B,) -> (B,).
-    """
-    if p <= 0:
-        return y
-    if null_class is None:
-        raise ValueError(
-            f"label dropout p={p} needs a model with a null class; "
-            "build it with class_dropout_prob > 0"
-        )
-    device = generator.device if generator is not None else y.device
-    drop = torch.rand(y.shape[0], generator=generator, device=device).to(y.device) < p
-    return torch.where(drop, torch.full_like(y, null_class), y)
 
 
 def combine_guidance(

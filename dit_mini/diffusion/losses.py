@@ -162,10 +162,10 @@ def make_loss(config: DiffusionConfig | None = None) -> DiffusionLoss:
 
 
 def _model_shape(model) -> tuple[int, int, int]:
-    cfg = getattr(model, "config", None)
-    if cfg is None or not hasattr(cfg, "input_size"):
+    config = getattr(model, "config", None)
+    if config is None or not hasattr(config, "input_size"):
         raise ValueError("cannot infer the sample shape from this model; pass shape=(C, H, W)")
-    return (cfg.in_channels, cfg.input_size, cfg.input_size)
+    return (config.in_channels, config.input_size, config.input_size)
 
 
 def generate(

@@ -63,9 +63,9 @@ def sample_clips(
     """
     param = next(model.parameters())
     y = captions if isinstance(captions, torch.Tensor) else tokenize(list(captions))
-    cfg = model.config
-    shape = (len(y), cfg.in_channels, cfg.frames * cfg.input_size, cfg.input_size)
+    config = model.config
+    shape = (len(y), config.in_channels, config.frames * config.input_size, config.input_size)
     x_T = randn(shape, generator, device=param.device)
     net = caption_guided(model, cfg_scale)
     strips = euler_sample(net, x_T, y.to(param.device), steps)
-    return from_filmstrip(strips, cfg.frames)
+    return from_filmstrip(strips, config.frames)

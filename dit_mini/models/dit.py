@@ -230,10 +230,10 @@ class DiT(nn.Module):
 
     def check_input(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> None:
         """Raise a ValueError that names the problem when inputs break the model contract."""
-        cfg = self.config
+        config = self.config
         check_denoiser_input(
-            x, t, y, in_channels=cfg.in_channels, size=(cfg.input_size, cfg.input_size),
-            needs_y=cfg.num_classes > 0 and cfg.null_class is None,
+            x, t, y, in_channels=config.in_channels, size=(config.input_size, config.input_size),
+            needs_y=config.num_classes > 0 and config.null_class is None,
             layout_hint=f"resize the images or set input_size={x.shape[-1]}",
         )  # fmt: skip
 

@@ -6,7 +6,8 @@
   reference DiT does: the first D/2 channels encode the column, the second D/2 the row.
 - Sinusoidal timestep embedding followed by an MLP (DiT, Peebles & Xie, arXiv 2212.09748, sec. 3.2).
 - Label embedding with an extra "null" row for classifier-free guidance (Ho & Salimans,
-  arXiv 2207.12598): during training a label is replaced by the null class with probability p.
+  arXiv 2207.12598): during training a label is replaced by the null class with probability
+  `class_dropout_prob` (`drop_labels`, `LabelEmbedder.token_drop`).
 
 Taught in notebooks 05 (mystic lens) and 07 (legendary gear).
 """
@@ -27,6 +28,7 @@ __all__ = [
     "timestep_embedding",
     "PatchEmbed",
     "TimestepEmbedder",
+    "drop_labels",
     "LabelEmbedder",
 ]
 
@@ -121,25 +123,75 @@ class TimestepEmbedder(nn.Module):
         return self.mlp(freq)
 
 
+def drop_labels(
+    y: torch.Tensor, p: float, null_class: int | None, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Replace each label by `null_class` with probability p (training for guidance).
+
+    The draws come from `generator` (on its device), so a run that seeds it repeats exactly.
+
+    Shapes: y (B,) -> (B,).
+    """
+    if p <= 0:
+        return y
+    if null_class is None:
+        raise ValueError(
+            f"label dropout p={p} needs a model with a null class; "
+            "build it with class_dropout_prob > 0"
+        )
+    device = generator.device if generator is not None else y.device
+    drop = torch.rand(y.shape[0], generator=generator, device=device).to(y.device) < p
+    return torch.where(drop, torch.full_like(y, null_class), y)
+
+
 class LabelEmbedder(nn.Module):
-    """Class labels to vectors; row `num_classes` is the null class used for guidance.
+    """Class labels to vectors, with label dropout; row `num_classes` is the null class used
+    for guidance (it exists when `class_dropout_prob` > 0).
 
-    Label dropout is applied by the trainer (see `drop_labels`) rather than hidden inside
-    forward, so the model itself stays a deterministic function of (x_t, t, y).
+    As the reference DiT's embedder, `forward(labels, train)` replaces each label by the null
+    class with probability `class_dropout_prob` when `train` is True (`token_drop`), and
+    `force_drop_ids` (1 = drop) replaces chosen labels. The package's DiT and U-Net call it with
+    train=False: the trainer drops the labels before the model, from its own seeded generator
+    (`dit_mini.train.session`), so a model stays a deterministic function of (x_t, t, y) and a
+    run resumes bit for bit.
 
-    Shapes: y (B,) -> (B, D).
+    Shapes: labels (B,) -> (B, D).
     """
 
-    def __init__(self, num_classes: int, hidden_size: int, dropout_prob: float):
+    def __init__(self, num_classes: int, hidden_size: int, class_dropout_prob: float):
         super().__init__()
         self.num_classes = num_classes
-        self.dropout_prob = dropout_prob
-        use_null = dropout_prob > 0
+        self.class_dropout_prob = class_dropout_prob
+        use_null = class_dropout_prob > 0
         self.embedding_table = nn.Embedding(num_classes + int(use_null), hidden_size)
 
     @property
     def null_class(self) -> int | None:
-        return self.num_classes if self.dropout_prob > 0 else None
+        return self.num_classes if self.class_dropout_prob > 0 else None
 
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return self.embedding_table(y)
+    def token_drop(
+        self,
+        labels: torch.Tensor,
+        force_drop_ids: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Labels with some replaced by the null class: those where `force_drop_ids` is 1, or
+        (without it) each with probability `class_dropout_prob`. Shapes: (B,) -> (B,)."""
+        if force_drop_ids is None:
+            return drop_labels(labels, self.class_dropout_prob, self.null_class, generator)
+        if self.null_class is None:
+            raise ValueError(
+                "force_drop_ids needs a null class; build the embedder with class_dropout_prob > 0"
+            )
+        return torch.where(force_drop_ids.to(labels.device) == 1, self.null_class, labels)
+
+    def forward(
+        self,
+        labels: torch.Tensor,
+        train: bool = False,
+        force_drop_ids: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        if (train and self.class_dropout_prob > 0) or force_drop_ids is not None:
+            labels = self.token_drop(labels, force_drop_ids, generator)
+        return self.embedding_table(labels)

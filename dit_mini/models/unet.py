@@ -225,12 +225,13 @@ class UNet(nn.Module):
 
     def check_input(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> None:
         """Raise a ValueError that names the problem when inputs break the model contract."""
-        cfg = self.config
+        config = self.config
         check_denoiser_input(
-            x, t, y, in_channels=cfg.in_channels, multiple_of=cfg.downsample_factor,
-            needs_y=cfg.num_classes > 0 and cfg.null_class is None,
-            layout_hint=f"a U-Net with {len(cfg.channel_mults)} levels halves them each level; "
-            f"resize the images (e.g. to {cfg.input_size}x{cfg.input_size}) or use fewer levels",
+            x, t, y, in_channels=config.in_channels, multiple_of=config.downsample_factor,
+            needs_y=config.num_classes > 0 and config.null_class is None,
+            layout_hint=f"a U-Net with {len(config.channel_mults)} levels halves them each level; "
+            f"resize the images (e.g. to {config.input_size}x{config.input_size}) or use fewer "
+            "levels",
         )  # fmt: skip
 
     def embed_condition(self, t: torch.Tensor, y: torch.Tensor | None, batch: int) -> torch.Tensor:

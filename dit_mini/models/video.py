@@ -189,7 +189,9 @@ class VideoDiTBlock(nn.Module):
 class VideoDiTConfig:
     """Architecture of the text-to-video DiT (the clip shape, tubelets, widths, the text encoder).
 
-    `caption_dropout` > 0 gives the model an empty-caption id for classifier-free guidance.
+    `class_dropout_prob` > 0 (the probability that training replaces a caption by the empty one,
+    the same name as the DiT's label dropout) gives the model an empty-caption id for
+    classifier-free guidance.
     """
 
     frames: int = CLIP_FRAMES
@@ -207,7 +209,7 @@ class VideoDiTConfig:
     vocab_size: int = len(VOCAB)
     caption_len: int = CAPTION_LEN
     num_captions: int = NUM_CAPTIONS
-    caption_dropout: float = 0.1
+    class_dropout_prob: float = 0.1
 
     def __post_init__(self):
         for name in ("frames", "input_size", "in_channels", "tubelet_t", "patch_size", "depth"):
@@ -231,8 +233,10 @@ class VideoDiTConfig:
                 f"text_width {self.text_width} must be even and divisible by text_heads "
                 f"{self.text_heads}"
             )
-        if not 0.0 <= self.caption_dropout < 1.0:
-            raise ValueError(f"caption_dropout must lie in [0, 1); got {self.caption_dropout}")
+        if not 0.0 <= self.class_dropout_prob < 1.0:
+            raise ValueError(
+                f"class_dropout_prob must lie in [0, 1); got {self.class_dropout_prob}"
+            )
 
     @property
     def grid(self) -> tuple[int, int, int]:
@@ -252,7 +256,7 @@ class VideoDiTConfig:
     @property
     def null_class(self) -> int | None:
         """The empty caption's id, used by classifier-free guidance, if the model has one."""
-        return self.num_captions if self.caption_dropout > 0 else None
+        return self.num_captions if self.class_dropout_prob > 0 else None
 
 
 class VideoDiT(nn.Module):
@@ -263,20 +267,24 @@ class VideoDiT(nn.Module):
 
     def __init__(self, config: VideoDiTConfig | None = None):
         super().__init__()
-        self.config = cfg = config or VideoDiTConfig()
-        D, Dt = cfg.hidden_size, cfg.text_width
-        self.in_channels = self.out_channels = cfg.in_channels
-        self.x_embedder = TubeletEmbed(cfg.tubelet_t, cfg.patch_size, cfg.in_channels, D)
+        self.config = config = config or VideoDiTConfig()
+        D, Dt = config.hidden_size, config.text_width
+        self.in_channels = self.out_channels = config.in_channels
+        self.x_embedder = TubeletEmbed(config.tubelet_t, config.patch_size, config.in_channels, D)
         self.t_embedder = TimestepEmbedder(D)
-        self.text = TextEncoder(cfg.vocab_size, cfg.caption_len, Dt, cfg.text_depth, cfg.text_heads)
+        self.text = TextEncoder(
+            config.vocab_size, config.caption_len, Dt, config.text_depth, config.text_heads
+        )
         self.text_pool = nn.Linear(Dt, D)
-        self.register_buffer("pos_embed", sincos_3d(D, *cfg.grid)[None])  # (1, L, D)
-        self.register_buffer("captions", caption_table()[: cfg.num_captions + 1].clone())
+        self.register_buffer("pos_embed", sincos_3d(D, *config.grid)[None])  # (1, L, D)
+        self.register_buffer("captions", caption_table()[: config.num_captions + 1].clone())
         self.blocks = nn.ModuleList(
-            VideoDiTBlock(D, Dt, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth)
+            VideoDiTBlock(D, Dt, config.num_heads, config.mlp_ratio) for _ in range(config.depth)
         )
         # DiT's final layer with patch size 1 and pt*P*P*C outputs: token -> its tubelet's values.
-        self.final_layer = FinalLayer(D, 1, cfg.tubelet_t * cfg.patch_size**2 * cfg.in_channels)
+        self.final_layer = FinalLayer(
+            D, 1, config.tubelet_t * config.patch_size**2 * config.in_channels
+        )
         self.initialize_weights()
 
     @property
@@ -327,21 +335,23 @@ class VideoDiT(nn.Module):
         return y.long()
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None):
-        cfg = self.config
+        config = self.config
         t = torch.as_tensor(t, device=x.device)
         t = t.expand(x.shape[0]) if t.dim() == 0 and x.dim() == 4 else t
         check_denoiser_input(
-            x, t, y, in_channels=cfg.in_channels,
-            size=(cfg.frames * cfg.input_size, cfg.input_size), y_dims=(1, 2),
+            x, t, y, in_channels=config.in_channels,
+            size=(config.frames * config.input_size, config.input_size), y_dims=(1, 2),
             layout_hint="x_t must be a film strip of the clip's frames stacked along H: lay "
             "clips out with dit_mini.data.clips.to_filmstrip",
         )  # fmt: skip
-        clip = rearrange(x, "b c (t h) w -> b c t h w", t=cfg.frames)
+        clip = rearrange(x, "b c (t h) w -> b c t h w", t=config.frames)
         tokens = self.x_embedder(clip) + self.pos_embed  # (B, L, D)
         context = self.text(self.caption_tokens(y, x.shape[0], x.device))  # (B, S, Dt)
         c = self.t_embedder(t) + self.text_pool(context.mean(dim=1))  # (B, D)
         for block in self.blocks:
             tokens = block(tokens, c, context)  # (B, L, D)
         tokens = self.final_layer(tokens, c)  # (B, L, pt*P*P*C)
-        clip = untubeletify(tokens, cfg.tubelet_t, cfg.patch_size, cfg.in_channels, cfg.grid)
+        clip = untubeletify(
+            tokens, config.tubelet_t, config.patch_size, config.in_channels, config.grid
+        )
         return rearrange(clip, "b c t h w -> b c (t h) w")

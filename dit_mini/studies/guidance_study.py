@@ -72,8 +72,8 @@ def guidance_sweep(
         )
     # 1. One batch of labels and starting noise, shared by every scale.
     labels = torch.arange(num_classes).repeat_interleave(per_class)  # (n,)
-    cfg = model.config
-    shape = (len(labels), cfg.in_channels, cfg.input_size, cfg.input_size)
+    config = model.config
+    shape = (len(labels), config.in_channels, config.input_size, config.input_size)
     x_T = randn(shape, torch.Generator().manual_seed(seed))
     # 2. Sample at each scale; a stochastic sampler gets the same seed at every scale. At w = 0
     #    the guided prediction is the null-class one alone, so one pass on null labels is the

@@ -95,7 +95,7 @@ def _train_one(name, recipe, data, images, seed) -> tuple[dict, torch.nn.Module]
     """Train one grid config for `images` training images; returns (row, EMA model)."""
     config = grid_config(
         name, recipe.image_size, num_classes=data.num_classes,
-        class_dropout_prob=recipe.train.cfg_dropout,
+        class_dropout_prob=recipe.train.class_dropout_prob,
     )  # fmt: skip
     with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG left alone
         torch.manual_seed(derive_seed(seed, "init"))

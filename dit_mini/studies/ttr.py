@@ -63,7 +63,7 @@ def _nano(diffusion: dict, sampler: str, lr: float = 3e-3, batch_size: int = 16)
         n_images=20_000,
         diffusion=diffusion,
         train=TrainConfig(
-            cfg_dropout=0.1,
+            class_dropout_prob=0.1,
             steps=10**6,
             batch_size=batch_size,
             lr=lr,
@@ -83,7 +83,9 @@ RECIPES: dict[str, Recipe] = {
     "reference": Recipe(
         preset="tiny",
         diffusion={"objective": "eps", "schedule": "linear"},
-        train=TrainConfig(cfg_dropout=0.1, steps=10**6, batch_size=64, lr=3e-4, ema_decay=0.999),
+        train=TrainConfig(
+            class_dropout_prob=0.1, steps=10**6, batch_size=64, lr=3e-4, ema_decay=0.999
+        ),
         sampler="ddim",
         sample_steps=50,
         cfg_scale=1.0,
@@ -114,7 +116,7 @@ def build_run(recipe: Recipe, seed: int = 0):
         recipe.preset,
         input_size=recipe.image_size,
         num_classes=data.num_classes,
-        class_dropout_prob=recipe.train.cfg_dropout,
+        class_dropout_prob=recipe.train.class_dropout_prob,
     )
     with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG left alone
         torch.manual_seed(derive_seed(seed, "init"))
@@ -270,9 +272,9 @@ def plot_ttr(reports: list[dict], path: str | Path) -> Path:
     acc_ax, fid_ax = fig.subplots(1, 2)
     for r in reports:
         minutes = [p["minutes"] for p in r["points"]]
-        cfg, speed = r["config"], r["images_per_second"]
-        objective = cfg["diffusion"]["objective"]
-        label = f"{r['recipe']} ({cfg['preset']}, {objective}, {speed:.0f} img/s)"
+        config, speed = r["config"], r["images_per_second"]
+        objective = config["diffusion"]["objective"]
+        label = f"{r['recipe']} ({config['preset']}, {objective}, {speed:.0f} img/s)"
         acc_ax.plot(minutes, [100 * p["class_accuracy"] for p in r["points"]], "o-", label=label)
         line = fid_ax.plot(minutes, [p["fid"] for p in r["points"]], "o-", label=label)[0]
         fid_ax.plot(

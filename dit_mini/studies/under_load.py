@@ -57,7 +57,7 @@ def train_speed(threads: int | None, seconds: float, seed: int = 0) -> dict:
     data = make_relics(1024, seed=seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = model_from_preset(recipe.preset, 32, 10, recipe.train.cfg_dropout)
+        model = model_from_preset(recipe.preset, 32, 10, recipe.train.class_dropout_prob)
     config = TrainConfig(**{**recipe.train.__dict__, "steps": 10**6, "checkpoint_every": 0})
     start = time.perf_counter()
 

@@ -46,11 +46,12 @@ class TrainConfig:
     grad_clip: float = field(
         default=1.0, metadata={"help": "clip the gradient norm to this value (0: no clipping)"}
     )
-    cfg_dropout: float | None = field(
+    class_dropout_prob: float | None = field(
         default=None,
         metadata={
             "help": "probability of replacing a label by the null class, so the model learns "
-            "classifier-free guidance (0: never); it is the model's class_dropout_prob"
+            "classifier-free guidance (0: never); the model's class_dropout_prob, which it "
+            "must equal (None: the model's)"
         },
     )
     seed: int = field(
@@ -76,8 +77,10 @@ class TrainConfig:
             raise ValueError("weight_decay and grad_clip must be >= 0 (0 turns clipping off)")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must lie in [0, 1); got {self.ema_decay}")
-        if self.cfg_dropout is not None and not 0.0 <= self.cfg_dropout < 1.0:
-            raise ValueError(f"cfg_dropout must lie in [0, 1); got {self.cfg_dropout}")
+        if self.class_dropout_prob is not None and not 0.0 <= self.class_dropout_prob < 1.0:
+            raise ValueError(
+                f"class_dropout_prob must lie in [0, 1); got {self.class_dropout_prob}"
+            )
 
     def lr_at(self, step: int) -> float:
         """Learning rate of step `step` (0-based): linear warm-up, then constant."""
@@ -113,16 +116,15 @@ def batch_indices(step: int, batch_size: int, n: int, seed: int) -> torch.Tensor
 
 def resolve_dropout(config: TrainConfig, model: nn.Module) -> TrainConfig:
     """The label dropout of guidance has one source: the model's config (`class_dropout_prob`,
-    or `caption_dropout` for the video DiT), which also decides whether a null class exists.
-    `cfg_dropout=None` takes it from there; a different explicit value is an error."""
-    cfg = getattr(model, "config", None)
-    built = getattr(cfg, "class_dropout_prob", getattr(cfg, "caption_dropout", None))
-    if config.cfg_dropout is None:
-        return replace(config, cfg_dropout=built or 0.0)
-    if built is not None and config.cfg_dropout != built:
+    the same name in every model's config), which also decides whether a null class exists.
+    `class_dropout_prob=None` takes it from there; a different explicit value is an error."""
+    built = getattr(getattr(model, "config", None), "class_dropout_prob", None)
+    if config.class_dropout_prob is None:
+        return replace(config, class_dropout_prob=built or 0.0)
+    if built is not None and config.class_dropout_prob != built:
         raise ValueError(
-            f"cfg_dropout={config.cfg_dropout} but the model was built with label dropout "
-            f"{built}; the model's config is the one that counts: build the model with the "
-            "dropout you want and leave cfg_dropout unset"
+            f"class_dropout_prob={config.class_dropout_prob} but the model was built with label "
+            f"dropout {built}; the model's config is the one that counts: build the model with "
+            "the dropout you want and leave the training's class_dropout_prob unset"
         )
     return config

@@ -58,7 +58,12 @@ class Recipe:
     n_images: int = 10_000
     diffusion: dict = field(default_factory=lambda: {"objective": "eps", "schedule": "linear"})
     train: TrainConfig = TrainConfig(
-        steps=3000, batch_size=64, lr=3e-4, ema_decay=0.999, checkpoint_every=250, cfg_dropout=0.1
+        steps=3000,
+        batch_size=64,
+        lr=3e-4,
+        ema_decay=0.999,
+        checkpoint_every=250,
+        class_dropout_prob=0.1,
     )
     minutes: float = 5.0
     sampler: str = "ddim"
@@ -87,7 +92,7 @@ RECIPES: dict[str, Recipe] = {
             warmup_steps=100,
             ema_decay=0.995,
             checkpoint_every=500,
-            cfg_dropout=0.1,
+            class_dropout_prob=0.1,
         ),
         minutes=5.0,
         sampler="euler",
@@ -101,13 +106,15 @@ def model_from_preset(
     preset: str,
     image_size: int,
     num_classes: int,
-    cfg_dropout: float,
+    class_dropout_prob: float,
     in_channels: int = 3,
     patch_size: int | None = None,
 ):
     """A DiT ('tiny', 'DiT-S/2', ...) or U-Net ('unet-tiny', ...) preset for the data's shape;
     `patch_size` overrides a DiT preset's (e.g. 1 or 2 on 8x8 latents)."""
-    kwargs = dict(input_size=image_size, num_classes=num_classes, class_dropout_prob=cfg_dropout)
+    kwargs = dict(
+        input_size=image_size, num_classes=num_classes, class_dropout_prob=class_dropout_prob
+    )
     kwargs["in_channels"] = in_channels
     if preset in UNET_PRESETS:
         return UNet(unet_config(preset, **kwargs))
@@ -136,7 +143,8 @@ def train_from_options(args: argparse.Namespace, budget_s: float | None = None):
     with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG left alone
         torch.manual_seed(derive_seed(args.seed, "init"))
         patch = getattr(args, "patch_size", None)
-        model = model_from_preset(args.preset, size, data.num_classes, args.cfg_dropout, C, patch)
+        dropout = args.class_dropout_prob
+        model = model_from_preset(args.preset, size, data.num_classes, dropout, C, patch)
     info = dist_info()
     start = time.perf_counter()
 
@@ -264,9 +272,9 @@ def quickstart(
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; choose one of {sorted(RECIPES)}")
     recipe, fast = RECIPES[recipe], fast_mode()
-    cfg, out = recipe.train, Path(out)
+    config, out = recipe.train, Path(out)
     train_args = argparse.Namespace(
-        **asdict(cfg),
+        **asdict(config),
         **recipe.diffusion,
         preset=recipe.preset,
         data=recipe.data,
@@ -282,7 +290,7 @@ def quickstart(
         raise ValueError(f"steps={steps}: train at least 1 step (or leave it out for the recipe's)")
     if minutes is not None and not minutes > 0:
         raise ValueError(f"minutes={minutes}: give a positive training budget in minutes")
-    train_args.steps = steps if steps is not None else (recipe.fast_steps if fast else cfg.steps)
+    train_args.steps = steps if steps is not None else (recipe.fast_steps if fast else config.steps)
     start = time.perf_counter()
     minutes = minutes if minutes is not None else recipe.minutes
     result = train_from_options(train_args, budget_s=60 * minutes)
@@ -291,7 +299,7 @@ def quickstart(
     images, _ = sample_images(
         out / CHECKPOINT_NAME, per_class * len(classes), recipe.sampler,
         recipe.fast_sample_steps if fast else recipe.sample_steps, recipe.cfg_scale,
-        seed=cfg.seed, device=device, threads=threads,
+        seed=config.seed, device=device, threads=threads,
     )  # fmt: skip
     grid = save_image_grid(images, out / "samples.png", nrow=per_class, row_labels=classes)
     curve = save_loss_curve(
@@ -317,8 +325,8 @@ def measure_speed(preset="tiny", batch_size=64, steps=20, warmup=3, device=None,
         if step == warmup:
             marks["start"] = time.perf_counter()
 
-    cfg = TrainConfig(steps=warmup + steps, batch_size=batch_size)
-    result = fit(model, make_loss(), data, cfg, device=device, quiet=True, callback=clock)
+    config = TrainConfig(steps=warmup + steps, batch_size=batch_size)
+    result = fit(model, make_loss(), data, config, device=device, quiet=True, callback=clock)
     seconds = time.perf_counter() - marks["start"]
     device = next(result.model.parameters()).device
     speed = steps * batch_size / seconds

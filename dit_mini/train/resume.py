@@ -16,7 +16,7 @@ from dataclasses import MISSING, fields, is_dataclass
 
 from torch import nn
 
-from ..registry import describe, kind_of
+from ..registry import describe, kind_of, with_current_names
 
 __all__ = ["RESUMABLE_FIELDS", "describe_for_run", "with_new_defaults", "config_diff"]
 
@@ -35,13 +35,15 @@ def describe_for_run(model: nn.Module) -> dict:
 def with_new_defaults(saved: dict, model: nn.Module, described: dict) -> dict:
     """A checkpoint's run config with model-config fields added to the package since it was saved
     filled in with their defaults, so an older run resumes when its model is unchanged. Only the
-    fields that the new run's model description (`described`) holds are filled."""
-    cfg = getattr(model, "config", None)
-    if not (is_dataclass(cfg) and isinstance(saved.get("model"), dict)):
+    fields that the new run's model description (`described`) holds are filled, and fields
+    renamed since (`dit_mini.registry.RENAMED_FIELDS`, e.g. cfg_dropout) take their new names."""
+    saved = with_current_names(saved)
+    config = getattr(model, "config", None)
+    if not (is_dataclass(config) and isinstance(saved.get("model"), dict)):
         return saved
     missing = {
         f.name: f.default
-        for f in fields(cfg)
+        for f in fields(config)
         if f.name in described and f.name not in saved["model"] and f.default is not MISSING
     }
     return {**saved, "model": {**saved["model"], **missing}}

@@ -130,10 +130,10 @@ class TrainingSession:
                 f"the data has label {int(labels.max())} but the model knows {num_classes} "
                 f"classes; build the model with num_classes={int(labels.max()) + 1}"
             )
-        if self.config.cfg_dropout > 0 and getattr(model, "null_class", None) is None:
+        if self.config.class_dropout_prob > 0 and getattr(model, "null_class", None) is None:
             raise ValueError(
-                f"cfg_dropout={self.config.cfg_dropout} needs a model with a null class; build "
-                "it with class_dropout_prob > 0, or set cfg_dropout=0"
+                f"class_dropout_prob={self.config.class_dropout_prob} needs a model with a null "
+                "class; build it with class_dropout_prob > 0, or train with class_dropout_prob=0"
             )
         return labels.cpu()
 
@@ -220,8 +220,8 @@ class TrainingSession:
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
         """This process's share of the global batch: x0, y and, if drawn here, t and eps."""
-        cfg, n_local = self.config, self.config.batch_size // self.info.world_size
-        idx = batch_indices(self.step, cfg.batch_size, self.images.shape[0], cfg.seed)
+        config, n_local = self.config, self.config.batch_size // self.info.world_size
+        idx = batch_indices(self.step, config.batch_size, self.images.shape[0], config.seed)
         shard = slice(self.info.rank * n_local, (self.info.rank + 1) * n_local)
         x0 = self.images[idx.to(self.device)]  # (B, C, H, W), global
         extra = {}
@@ -231,7 +231,7 @@ class TrainingSession:
         y = None
         if self.labels is not None:
             null = getattr(self.model, "null_class", None)
-            y = drop_labels(self.labels[idx], cfg.cfg_dropout, null, self.gens["labels"])
+            y = drop_labels(self.labels[idx], config.class_dropout_prob, null, self.gens["labels"])
             y = y[shard].to(self.device)
         return x0[shard], y, extra
 
@@ -265,7 +265,7 @@ class TrainingSession:
 
     def train_step(self) -> float:
         """One optimizer step on one global batch; returns the batch's mean loss."""
-        cfg = self.config
+        config = self.config
         # 1. Batch and noise, then the loss of this process's share.
         x0, y, extra = self.batch()
         with autocast_context(self.device):
@@ -275,13 +275,13 @@ class TrainingSession:
             raise self.diverged(value)
         # 2. Backward (scaled in float16), clip, AdamW step at this step's learning rate.
         # (The same functions make notebook 14's reference step: dit_mini.train.step.)
-        set_lr(self.opt, cfg.lr_at(self.step))
+        set_lr(self.opt, config.lr_at(self.step))
         self.opt.zero_grad(set_to_none=True)
         scaler = self.scaler
         (scaler.scale(loss) if scaler is not None else loss).backward()
-        clip_and_step(self.model, self.opt, cfg.grad_clip, scaler)
+        clip_and_step(self.model, self.opt, config.grad_clip, scaler)
         # 3. EMA of the weights, then count the step.
-        ema_update(self.ema, self.model, cfg.ema_decay_at(self.step))
+        ema_update(self.ema, self.model, config.ema_decay_at(self.step))
         self.history.append(value)
         self.step += 1
         return value
