@@ -25,7 +25,13 @@ import torch
 from matplotlib.figure import Figure
 
 from ..data.relics import RELIC_CLASSES, relic_captions, relic_params, render_relics
-from ..diffusion.samplers import FLOW_TIME_SCALE, ddpm_step, euler_sample, flow_timesteps
+from ..diffusion.samplers import (
+    FLOW_TIME_SCALE,
+    ddpm_step,
+    denoising_steps,
+    euler_sample,
+    flow_timesteps,
+)
 from ..diffusion.schedules import NoiseSchedule
 from ..viz import smooth
 from .widgets import image_rows
@@ -119,24 +125,26 @@ def ddpm_path(
     every: int = 25,
     generator: torch.Generator | None = None,
 ) -> SamplingPath:
-    """Run all T DDPM steps of an eps-prediction model from x_T with `ddpm_step`, keeping x_t
-    and x0_hat every `every` steps (and at t = 0); the same draws as `ddpm_sample`.
+    """Run all T DDPM steps of an eps-prediction model from x_T, keeping x_t and x0_hat every
+    `every` steps (and at t = 0): `ddpm_sample`'s own loop (`denoising_steps`), so the same
+    draws and the same final image.
 
     Shapes: x_T (B, C, H, W), y (B,) -> frames (S, B, C, H, W).
     """
     if every < 1:
         raise ValueError(f"every={every}: keep a frame at least every 1 step")
     T = schedule.num_timesteps
-    x, times, xs, guesses = x_T, [], [], []
-    with torch.no_grad():
-        for t in range(T - 1, -1, -1):
-            out = model(x, torch.full((x.shape[0],), t, device=x.device), y)
-            x_prev, x0_hat = ddpm_step(out, x, t, schedule, "eps", generator)
-            if (T - 1 - t) % every == 0 or t == 0:
-                times.append(f"t = {t}")
-                xs.append(x)
-                guesses.append(x0_hat)
-            x = x_prev
+    times, xs, guesses, x = [], [], [], x_T
+
+    def step(out, x_t, t, _):
+        return ddpm_step(out, x_t, t, schedule, "eps", generator)
+
+    for t, x_t, x_prev, x0_hat in denoising_steps(model, x_T, y, list(range(T - 1, -1, -1)), step):
+        x = x_prev  # the finished sample after the last step
+        if (T - 1 - t) % every == 0 or t == 0:
+            times.append(f"t = {t}")
+            xs.append(x_t)
+            guesses.append(x0_hat)
     times.append("done")
     return SamplingPath("DDPM", times, torch.stack(xs + [x]), torch.stack(guesses + [x]))
 

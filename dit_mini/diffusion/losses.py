@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from .guidance import guided
-from .samplers import FLOW_TIME_SCALE, FlowAsEps, ddim_sample, ddpm_sample, euler_sample, randn
+from .samplers import FLOW_TIME_SCALE, FlowAsEps, ddim_sample, ddpm_sample, draw_noise, euler_sample
 from .schedules import SCHEDULES, NoiseSchedule, make_schedule
 
 __all__ = ["OBJECTIVES", "SAMPLERS", "DiffusionConfig", "DiffusionLoss", "make_loss", "generate"]
@@ -125,7 +125,7 @@ class DiffusionLoss:
             t = torch.randn(B, generator=generator, device=gen_device).sigmoid()
         else:
             t = torch.rand(B, generator=generator, device=gen_device)
-        return t.to(x0.device), randn(x0.shape, generator, like=x0)
+        return t.to(x0.device), draw_noise(x0.shape, generator, like=x0)
 
     def __call__(self, model, x0, y=None, generator=None, t=None, eps=None) -> torch.Tensor:
         if t is None or eps is None:
@@ -203,7 +203,7 @@ def generate(
     param = next(model.parameters(), None) if hasattr(model, "parameters") else None
     device = param.device if param is not None else torch.device("cpu")
     if x_T is None:
-        x_T = randn((n, *(shape or _model_shape(model))), generator, device=device)
+        x_T = draw_noise((n, *(shape or _model_shape(model))), generator, device=device)
     if y is not None:
         y = torch.as_tensor(y, device=device).long().reshape(-1)
     net = guided(model, cfg_scale) if cfg_scale != 1.0 else model

@@ -19,7 +19,7 @@ Taught in notebook 03 (clearing the fog).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -27,7 +27,8 @@ from .schedules import NoiseSchedule
 
 __all__ = [
     "FLOW_TIME_SCALE",
-    "randn",
+    "draw_noise",
+    "denoising_steps",
     "ddim_timesteps",
     "ddpm_step",
     "ddpm_sample",
@@ -42,8 +43,11 @@ FLOW_TIME_SCALE = 1000.0  # flow time t in [0, 1] enters the timestep embedding 
 SPACINGS = ("trailing", "leading", "linspace")
 
 
-def randn(shape, generator: torch.Generator | None, like: torch.Tensor | None = None, device=None):
-    """Standard normal noise drawn on the generator's device, then moved to `like`'s device."""
+def draw_noise(
+    shape, generator: torch.Generator | None, like: torch.Tensor | None = None, device=None
+):
+    """Standard normal noise drawn on the generator's device (so a seeded run repeats on any
+    device), then moved to `like`'s device and dtype (or to `device`)."""
     gen_device = generator.device if generator is not None else "cpu"
     z = torch.randn(shape, generator=generator, device=gen_device)
     if like is not None:
@@ -116,7 +120,38 @@ def ddpm_step(
         frac = (var_out + 1) / 2
         log_var = frac * float(beta.log()) + (1 - frac) * log_var
     # 4. Sample.
-    return mean + (0.5 * log_var).exp() * randn(x_t.shape, generator, like=x_t), x0
+    return mean + (0.5 * log_var).exp() * draw_noise(x_t.shape, generator, like=x_t), x0
+
+
+def denoising_steps(
+    model: Callable,
+    x_T: torch.Tensor,
+    y: torch.Tensor | None,
+    timesteps: list[int],
+    step: Callable,
+) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """The loop of DDPM and DDIM: from x_T through the decreasing `timesteps`, one network call
+    and one `step(model_out, x_t, t, t_prev) -> (x_prev, x0_hat)` each (t_prev = -1 after the
+    last). Yields (t, x_t, x_prev, x0_hat) at every step: the samplers keep x_prev, a view of
+    the sampling path can keep x_t and the guess x0_hat as well. No gradients.
+
+    Shapes: x_T (B, C, H, W), y (B,) -> each yielded tensor (B, C, H, W).
+    """
+    x = x_T
+    for t, t_prev in zip(timesteps, [*timesteps[1:], -1]):
+        with torch.no_grad():
+            x_prev, x0_hat = step(model(x, _batch_t(t, x), y), x, t, t_prev)
+        yield t, x, x_prev, x0_hat
+        x = x_prev
+
+
+def _run(steps: Iterator, x_T: torch.Tensor, trajectory: bool):
+    """The last x of a `denoising_steps` loop (and the list of every x, x_T first)."""
+    x, path = x_T, [x_T]
+    for _, _, x, _ in steps:
+        if trajectory:
+            path.append(x)
+    return (x, path) if trajectory else x
 
 
 def ddpm_sample(
@@ -133,15 +168,12 @@ def ddpm_sample(
 
     Shapes: x_T (B, C, H, W), y (B,) -> (B, C, H, W).
     """
-    x, path = x_T, [x_T]
-    with torch.no_grad():
-        for t in range(schedule.num_timesteps - 1, -1, -1):
-            x, _ = ddpm_step(
-                model(x, _batch_t(t, x), y), x, t, schedule, prediction_type, generator, clip_x0
-            )
-            if trajectory:
-                path.append(x)
-    return (x, path) if trajectory else x
+    ts = list(range(schedule.num_timesteps - 1, -1, -1))
+
+    def step(out, x, t, _):
+        return ddpm_step(out, x, t, schedule, prediction_type, generator, clip_x0)
+
+    return _run(denoising_steps(model, x_T, y, ts, step), x_T, trajectory)
 
 
 def ddim_step(
@@ -172,7 +204,7 @@ def ddim_step(
     sigma = eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)) ** 0.5
     x_prev = ab_prev**0.5 * x0 + max(1 - ab_prev - sigma**2, 0.0) ** 0.5 * eps
     if sigma > 0:
-        x_prev = x_prev + sigma * randn(x_t.shape, generator, like=x_t)
+        x_prev = x_prev + sigma * draw_noise(x_t.shape, generator, like=x_t)
     return x_prev, x0
 
 
@@ -194,14 +226,11 @@ def ddim_sample(
     Shapes: x_T (B, C, H, W), y (B,) -> (B, C, H, W).
     """
     ts = ddim_timesteps(schedule.num_timesteps, steps, spacing)
-    x, path = x_T, [x_T]
-    with torch.no_grad():
-        for t, t_prev in zip(ts, ts[1:] + [-1]):
-            out = model(x, _batch_t(t, x), y)
-            x, _ = ddim_step(out, x, t, t_prev, schedule, prediction_type, eta, generator, clip_x0)
-            if trajectory:
-                path.append(x)
-    return (x, path) if trajectory else x
+
+    def step(out, x, t, t_prev):
+        return ddim_step(out, x, t, t_prev, schedule, prediction_type, eta, generator, clip_x0)
+
+    return _run(denoising_steps(model, x_T, y, ts, step), x_T, trajectory)
 
 
 def flow_timesteps(steps: int, shift: float = 1.0) -> list[float]:

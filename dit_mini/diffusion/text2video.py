@@ -17,7 +17,7 @@ from ..data.clips import from_filmstrip, tokenize
 from ..models.video import VideoDiT
 from .guidance import combine_guidance
 from .losses import DiffusionConfig
-from .samplers import euler_sample, randn
+from .samplers import draw_noise, euler_sample
 
 __all__ = ["VIDEO_DIFFUSION", "caption_guided", "sample_clips"]
 
@@ -65,7 +65,7 @@ def sample_clips(
     y = captions if isinstance(captions, torch.Tensor) else tokenize(list(captions))
     config = model.config
     shape = (len(y), config.in_channels, config.frames * config.input_size, config.input_size)
-    x_T = randn(shape, generator, device=param.device)
+    x_T = draw_noise(shape, generator, device=param.device)
     net = caption_guided(model, cfg_scale)
     strips = euler_sample(net, x_T, y.to(param.device), steps)
     return from_filmstrip(strips, config.frames)

@@ -28,6 +28,7 @@ from torch import nn
 __all__ = [
     "attention_weights",
     "explicit_attention",
+    "multihead_attention",
     "Attention",
     "CrossAttention",
     "use_explicit_attention",
@@ -54,6 +55,23 @@ def explicit_attention(
     return weights @ v, weights
 
 
+def multihead_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, fused: bool = True, weights: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The heads' attention, merged back to one width: the fused kernel
+    (`F.scaled_dot_product_attention`) when `fused` and no weights are asked for, else the
+    explicit path. Returns (output, weights or None). The one dispatch of `Attention` and
+    `CrossAttention`.
+
+    Shapes: q (B, h, Lq, d), k, v (B, h, Lk, d) -> (B, Lq, h * d), weights (B, h, Lq, Lk).
+    """
+    if weights or not fused:
+        out, kept = explicit_attention(q, k, v)
+    else:
+        out, kept = F.scaled_dot_product_attention(q, k, v), None
+    return rearrange(out, "b h l d -> b l (h d)"), kept
+
+
 class Attention(nn.Module):
     """Multi-head self-attention with the reference keys `qkv` and `proj` (timm layout).
 
@@ -76,11 +94,8 @@ class Attention(nn.Module):
         # Unbind before moving the heads forward: the backward of this unbind then stacks the
         # q, k, v gradients straight into the (B, L, 3D) layout of qkv, with no extra copy.
         q, k, v = (rearrange(t, "b l h d -> b h l d") for t in qkv.unbind(dim=2))
-        if return_weights or not self.fused:
-            out, weights = explicit_attention(q, k, v)
-        else:
-            out, weights = F.scaled_dot_product_attention(q, k, v), None
-        out = self.proj(rearrange(out, "b h l d -> b l (h d)"))
+        out, weights = multihead_attention(q, k, v, self.fused, return_weights)
+        out = self.proj(out)
         return (out, weights) if return_weights else out
 
 
@@ -103,11 +118,8 @@ class CrossAttention(nn.Module):
     def forward(self, x: torch.Tensor, context: torch.Tensor, return_weights: bool = False):
         q = rearrange(self.q(x), "b l (h d) -> b h l d", h=self.num_heads)
         k, v = rearrange(self.kv(context), "b s (two h d) -> two b h s d", two=2, h=self.num_heads)
-        if return_weights or not self.fused:
-            out, weights = explicit_attention(q, k, v)
-        else:
-            out, weights = F.scaled_dot_product_attention(q, k, v), None
-        out = self.proj(rearrange(out, "b h l d -> b l (h d)"))
+        out, weights = multihead_attention(q, k, v, self.fused, return_weights)
+        out = self.proj(out)
         return (out, weights) if return_weights else out
 
 

@@ -24,12 +24,13 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from .config_checks import check_positive, check_probability
 from .dit_block import (
     ADALN_DESIGNS,
-    CONDITIONING,
     DiTBlock,
     FinalLayer,
     Mlp,
+    check_conditioning,
     make_blocks,
     make_final_layer,
     modulate,
@@ -106,22 +107,9 @@ class DiTConfig:
     conditioning: str = "adaln-zero"
 
     def __post_init__(self):
-        if self.conditioning not in CONDITIONING:
-            close = difflib.get_close_matches(str(self.conditioning), CONDITIONING, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(
-                f"conditioning must be one of {list(CONDITIONING)}; got {self.conditioning!r}{hint}"
-            )
-        for name in (
-            "input_size",
-            "patch_size",
-            "in_channels",
-            "hidden_size",
-            "depth",
-            "num_heads",
-        ):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer; got {getattr(self, name)}")
+        check_conditioning(self.conditioning)
+        names = ("input_size", "patch_size", "in_channels", "hidden_size", "depth", "num_heads")
+        check_positive(self, names)
         n = self.input_size
         if n % self.patch_size:
             raise ValueError(
@@ -140,10 +128,7 @@ class DiTConfig:
             )
         if self.num_classes < 0:
             raise ValueError(f"num_classes must be >= 0; got {self.num_classes}")
-        if not 0.0 <= self.class_dropout_prob < 1.0:
-            raise ValueError(
-                f"class_dropout_prob must lie in [0, 1); got {self.class_dropout_prob}"
-            )
+        check_probability("class_dropout_prob", self.class_dropout_prob)
         if self.mlp_ratio <= 0:
             raise ValueError(f"mlp_ratio must be positive; got {self.mlp_ratio}")
 

@@ -22,6 +22,8 @@ Taught in notebook 07 (legendary gear).
 
 from __future__ import annotations
 
+import difflib
+
 import torch
 from torch import nn
 
@@ -39,6 +41,7 @@ __all__ = [
     "CrossAttentionBlock",
     "FinalLayer",
     "PlainFinalLayer",
+    "check_conditioning",
     "make_blocks",
     "make_final_layer",
     "in_context_extra_macs",
@@ -78,49 +81,49 @@ def _plain_norm(dim: int, affine: bool) -> nn.LayerNorm:
 
 
 class DiTBlock(nn.Module):
-    """Transformer block with adaLN-Zero conditioning (the reference block).
+    """Transformer block with adaLN-Zero conditioning (the reference block); with gated=False
+    the adaLN block (shift and scale from c, no gates: `AdaLNBlock`).
+
+    Shapes: x (B, L, D), c (B, D) -> (B, L, D).
+    """
+
+    def __init__(self, hidden_size: int, num_heads: int, mlp_ratio: float = 4.0, gated=True):
+        super().__init__()
+        self.gated = gated
+        self.norm1 = _plain_norm(hidden_size, affine=False)
+        self.attn = Attention(hidden_size, num_heads, qkv_bias=True)
+        self.norm2 = _plain_norm(hidden_size, affine=False)
+        self.mlp = Mlp(hidden_size, int(hidden_size * mlp_ratio))
+        n_vectors = 6 if gated else 4  # (shift, scale[, gate]) for each of the two branches
+        self.adaLN_modulation = nn.Sequential(
+            nn.SiLU(), nn.Linear(hidden_size, n_vectors * hidden_size)
+        )
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        # 1. The (B, D) modulation vectors from the conditioning, in the reference's order.
+        if self.gated:
+            shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.adaLN_modulation(
+                c
+            ).chunk(6, dim=1)
+        else:
+            shift_msa, scale_msa, shift_mlp, scale_mlp = self.adaLN_modulation(c).chunk(4, dim=1)
+        # 2. Attention branch, then MLP branch; adaLN-Zero gates them (gates start at zero, so
+        # the block starts as the identity).
+        attn = self.attn(modulate(self.norm1(x), shift_msa, scale_msa))
+        x = x + (gate_msa[:, None] * attn if self.gated else attn)
+        mlp = self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))
+        return x + (gate_mlp[:, None] * mlp if self.gated else mlp)
+
+
+class AdaLNBlock(DiTBlock):
+    """Transformer block with adaLN conditioning: shift and scale from c, no gates (a `DiTBlock`
+    with gated=False).
 
     Shapes: x (B, L, D), c (B, D) -> (B, L, D).
     """
 
     def __init__(self, hidden_size: int, num_heads: int, mlp_ratio: float = 4.0):
-        super().__init__()
-        self.norm1 = _plain_norm(hidden_size, affine=False)
-        self.attn = Attention(hidden_size, num_heads, qkv_bias=True)
-        self.norm2 = _plain_norm(hidden_size, affine=False)
-        self.mlp = Mlp(hidden_size, int(hidden_size * mlp_ratio))
-        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 6 * hidden_size))
-
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        # 1. Six (B, D) modulation vectors from the conditioning, in the reference's order.
-        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.adaLN_modulation(
-            c
-        ).chunk(6, dim=1)
-        # 2. Gated attention branch, then gated MLP branch (gates start at zero: identity block).
-        x = x + gate_msa[:, None] * self.attn(modulate(self.norm1(x), shift_msa, scale_msa))
-        x = x + gate_mlp[:, None] * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))
-        return x
-
-
-class AdaLNBlock(nn.Module):
-    """Transformer block with adaLN conditioning: shift and scale from c, no gates.
-
-    Shapes: x (B, L, D), c (B, D) -> (B, L, D).
-    """
-
-    def __init__(self, hidden_size: int, num_heads: int, mlp_ratio: float = 4.0):
-        super().__init__()
-        self.norm1 = _plain_norm(hidden_size, affine=False)
-        self.attn = Attention(hidden_size, num_heads, qkv_bias=True)
-        self.norm2 = _plain_norm(hidden_size, affine=False)
-        self.mlp = Mlp(hidden_size, int(hidden_size * mlp_ratio))
-        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 4 * hidden_size))
-
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        shift_msa, scale_msa, shift_mlp, scale_mlp = self.adaLN_modulation(c).chunk(4, dim=1)
-        x = x + self.attn(modulate(self.norm1(x), shift_msa, scale_msa))
-        x = x + self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))
-        return x
+        super().__init__(hidden_size, num_heads, mlp_ratio, gated=False)
 
 
 class ViTBlock(nn.Module):
@@ -204,10 +207,13 @@ _BLOCKS = {
 }
 
 
-def _check_design(conditioning: str) -> None:
+def check_conditioning(conditioning: str) -> None:
+    """A ValueError naming the four designs (and the closest one) for an unknown design."""
     if conditioning not in CONDITIONING:
+        close = difflib.get_close_matches(str(conditioning), CONDITIONING, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ValueError(
-            f"unknown conditioning {conditioning!r}; choose one of {list(CONDITIONING)}"
+            f"conditioning must be one of {list(CONDITIONING)}; got {conditioning!r}{hint}"
         )
 
 
@@ -215,7 +221,7 @@ def make_blocks(
     conditioning: str, hidden_size: int, num_heads: int, mlp_ratio: float, depth: int
 ) -> nn.ModuleList:
     """`depth` blocks of one conditioning design (see the module docstring)."""
-    _check_design(conditioning)
+    check_conditioning(conditioning)
     block = _BLOCKS[conditioning]
     return nn.ModuleList(block(hidden_size, num_heads, mlp_ratio) for _ in range(depth))
 
@@ -224,7 +230,7 @@ def make_final_layer(
     conditioning: str, hidden_size: int, patch_size: int, out_channels: int
 ) -> nn.Module:
     """The adaLN-modulated final layer for the adaLN designs, a plain one for the others."""
-    _check_design(conditioning)
+    check_conditioning(conditioning)
     layer = FinalLayer if conditioning in ADALN_DESIGNS else PlainFinalLayer
     return layer(hidden_size, patch_size, out_channels)
 

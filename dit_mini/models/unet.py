@@ -28,6 +28,7 @@ from einops import rearrange
 from torch import nn
 
 from .attention import Attention
+from .config_checks import LevelWidths, check_positive, check_probability
 from .embeddings import LabelEmbedder, TimestepEmbedder
 from .inputs import check_denoiser_input
 
@@ -96,7 +97,7 @@ def upsampler(channels: int) -> nn.Module:
 
 
 @dataclass(frozen=True)
-class UNetConfig:
+class UNetConfig(LevelWidths):
     """Everything that defines a U-Net's architecture (not its training).
 
     Level i works at resolution input_size / 2**i with base_channels * channel_mults[i] channels.
@@ -116,47 +117,19 @@ class UNetConfig:
     skip_connections: bool = True
 
     def __post_init__(self):
-        object.__setattr__(self, "channel_mults", tuple(self.channel_mults))
-        names = ("input_size", "in_channels", "base_channels", "num_res_blocks", "num_heads")
-        for name in (*names, "norm_groups"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer; got {getattr(self, name)}")
-        if not self.channel_mults or min(self.channel_mults) < 1:
-            raise ValueError(
-                f"channel_mults must be a non-empty tuple of positive integers, one per level; "
-                f"got {self.channel_mults}"
-            )
-        for width in self.widths:
-            if width % self.norm_groups:
-                raise ValueError(
-                    f"level width {width} (base_channels {self.base_channels} x mult) is not "
-                    f"divisible by norm_groups {self.norm_groups}; use a base_channels that is a "
-                    f"multiple of {self.norm_groups}"
-                )
-        if self.input_size % self.downsample_factor:
-            raise ValueError(
-                f"input_size {self.input_size} must be divisible by 2**(levels-1) = "
-                f"{self.downsample_factor} for {len(self.channel_mults)} levels; use fewer levels "
-                f"or a multiple of {self.downsample_factor}"
-            )
+        check_positive(
+            self,
+            ("input_size", "in_channels", "base_channels", "num_res_blocks", "num_heads",
+             "norm_groups"),
+        )  # fmt: skip
+        self.check_levels()
         if self.attention and self.widths[-1] % self.num_heads:
             raise ValueError(
                 f"num_heads {self.num_heads} must divide the lowest level's width {self.widths[-1]}"
             )
         if self.num_classes < 0:
             raise ValueError(f"num_classes must be >= 0; got {self.num_classes}")
-        if not 0.0 <= self.class_dropout_prob < 1.0:
-            raise ValueError(
-                f"class_dropout_prob must lie in [0, 1); got {self.class_dropout_prob}"
-            )
-
-    @property
-    def widths(self) -> tuple[int, ...]:
-        return tuple(self.base_channels * m for m in self.channel_mults)
-
-    @property
-    def downsample_factor(self) -> int:
-        return 2 ** (len(self.channel_mults) - 1)
+        check_probability("class_dropout_prob", self.class_dropout_prob)
 
     @property
     def emb_dim(self) -> int:

@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config_checks import LevelWidths, check_positive
+
 __all__ = [
     "VAEConfig",
     "VAE_PRESETS",
@@ -77,7 +79,7 @@ def _stage(in_ch: int, width: int, n: int, groups: int) -> nn.Sequential:
 
 
 @dataclass(frozen=True)
-class VAEConfig:
+class VAEConfig(LevelWidths):
     """Architecture and loss weights of a VAE. Level i of the encoder works at resolution
     input_size / 2**i with base_channels * channel_mults[i] channels; the latents sit at the last
     level, so the downsample factor is 2**(len(channel_mults) - 1).
@@ -96,41 +98,18 @@ class VAEConfig:
     recon_loss: str = "mse"
 
     def __post_init__(self):
-        object.__setattr__(self, "channel_mults", tuple(self.channel_mults))
-        names = ("in_channels", "input_size", "latent_channels", "base_channels")
-        for name in (*names, "num_res_blocks", "norm_groups"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer; got {getattr(self, name)}")
-        if not self.channel_mults or min(self.channel_mults) < 1:
-            raise ValueError(
-                f"channel_mults must be a non-empty tuple of positive integers, one per level; "
-                f"got {self.channel_mults}"
-            )
-        for width in self.widths:
-            if width % self.norm_groups:
-                raise ValueError(
-                    f"level width {width} is not divisible by norm_groups {self.norm_groups}; use "
-                    f"a base_channels that is a multiple of {self.norm_groups}"
-                )
-        if self.input_size % self.downsample_factor:
-            raise ValueError(
-                f"input_size {self.input_size} must be divisible by the downsample factor "
-                f"{self.downsample_factor}; use fewer levels or a multiple of it"
-            )
+        check_positive(
+            self,
+            ("in_channels", "input_size", "latent_channels", "base_channels", "num_res_blocks",
+             "norm_groups"),
+        )  # fmt: skip
+        self.check_levels()
         if not self.kl_weight >= 0:
             raise ValueError(
                 f"kl_weight must be >= 0 (0: a plain autoencoder); got {self.kl_weight}"
             )
         if self.recon_loss not in RECON_LOSSES:
             raise ValueError(f"recon_loss must be one of {RECON_LOSSES}; got {self.recon_loss!r}")
-
-    @property
-    def widths(self) -> tuple[int, ...]:
-        return tuple(self.base_channels * m for m in self.channel_mults)
-
-    @property
-    def downsample_factor(self) -> int:
-        return 2 ** (len(self.channel_mults) - 1)
 
     @property
     def latent_size(self) -> int:

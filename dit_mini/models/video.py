@@ -31,6 +31,7 @@ from torch import nn
 
 from ..data.clips import CAPTION_LEN, CLIP_FRAMES, CLIP_SIZE, NUM_CAPTIONS, VOCAB, caption_table
 from .attention import Attention, CrossAttention
+from .config_checks import check_positive, check_probability
 from .dit import FinalLayer, Mlp, modulate
 from .embeddings import TimestepEmbedder, sincos_1d
 from .inputs import check_denoiser_input
@@ -212,9 +213,9 @@ class VideoDiTConfig:
     class_dropout_prob: float = 0.1
 
     def __post_init__(self):
-        for name in ("frames", "input_size", "in_channels", "tubelet_t", "patch_size", "depth"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer; got {getattr(self, name)}")
+        check_positive(
+            self, ("frames", "input_size", "in_channels", "tubelet_t", "patch_size", "depth")
+        )
         for size, part, what in ((self.frames, self.tubelet_t, "frames"),) + (
             (self.input_size, self.patch_size, "input_size"),
         ):
@@ -233,10 +234,7 @@ class VideoDiTConfig:
                 f"text_width {self.text_width} must be even and divisible by text_heads "
                 f"{self.text_heads}"
             )
-        if not 0.0 <= self.class_dropout_prob < 1.0:
-            raise ValueError(
-                f"class_dropout_prob must lie in [0, 1); got {self.class_dropout_prob}"
-            )
+        check_probability("class_dropout_prob", self.class_dropout_prob)
 
     @property
     def grid(self) -> tuple[int, int, int]:

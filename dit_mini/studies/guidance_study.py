@@ -23,7 +23,7 @@ import torch
 
 from ..data.relics import make_relics
 from ..diffusion.losses import generate
-from ..diffusion.samplers import randn
+from ..diffusion.samplers import draw_noise
 from ..metrics.classifier import REAL_SEED, classifier_accuracy, real_feature_stats
 from ..metrics.fid import frechet_distance, gaussian_stats
 from ..models.pretrained import load_pretrained
@@ -74,7 +74,7 @@ def guidance_sweep(
     labels = torch.arange(num_classes).repeat_interleave(per_class)  # (n,)
     config = model.config
     shape = (len(labels), config.in_channels, config.input_size, config.input_size)
-    x_T = randn(shape, torch.Generator().manual_seed(seed))
+    x_T = draw_noise(shape, torch.Generator().manual_seed(seed))
     # 2. Sample at each scale; a stochastic sampler gets the same seed at every scale. At w = 0
     #    the guided prediction is the null-class one alone, so one pass on null labels is the
     #    same sampler at half the cost of the two-pass guided network.

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import nn
 
+from ..models.config_checks import check_positive, check_probability
 from .step import ema_decay_at, lr_at
 
 __all__ = ["TrainConfig", "derive_seed", "batch_indices", "resolve_dropout"]
@@ -65,9 +66,7 @@ class TrainConfig:
     )
 
     def __post_init__(self):
-        for name in ("steps", "batch_size", "log_every"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer; got {getattr(self, name)}")
+        check_positive(self, ("steps", "batch_size", "log_every"))
         for name in ("warmup_steps", "checkpoint_every", "seed"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}")
@@ -77,10 +76,8 @@ class TrainConfig:
             raise ValueError("weight_decay and grad_clip must be >= 0 (0 turns clipping off)")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must lie in [0, 1); got {self.ema_decay}")
-        if self.class_dropout_prob is not None and not 0.0 <= self.class_dropout_prob < 1.0:
-            raise ValueError(
-                f"class_dropout_prob must lie in [0, 1); got {self.class_dropout_prob}"
-            )
+        if self.class_dropout_prob is not None:
+            check_probability("class_dropout_prob", self.class_dropout_prob)
 
     def lr_at(self, step: int) -> float:
         """Learning rate of step `step` (0-based): linear warm-up, then constant."""
