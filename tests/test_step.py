@@ -137,3 +137,21 @@ def test_notebook_14_references_use_the_trainers_functions():
     assert new_game_plus.ema_update is ema_update
     assert new_game_plus.clip_and_step is clip_and_step
     assert new_game_plus.lr_at is lr_at
+
+
+def test_one_epoch_of_batches_shows_every_image_once():
+    from dit_mini.train.session import TrainingSession
+
+    images = torch.arange(24.0).reshape(24, 1, 1, 1).expand(24, 3, 8, 8).contiguous() / 24
+    labels = torch.arange(24) % 10
+    config = TrainConfig(steps=3, batch_size=8, seed=2)
+    session = TrainingSession(tiny_dit(), make_loss(), (images, labels), config, None, "cpu", {})
+    seen = []
+    for step in range(3):
+        session.step = step
+        x0, y, _ = session.batch()
+        ids = (x0[:, 0, 0, 0] * 24).round().long()
+        kept = y != 10  # the null class of label dropout (the model's 0.1)
+        assert torch.equal(y[kept], labels[ids][kept])  # each label stays with its image
+        seen += ids.tolist()
+    assert sorted(seen) == list(range(24))
