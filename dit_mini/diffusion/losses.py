@@ -76,6 +76,13 @@ class DiffusionConfig:
             raise ValueError(f"schedule must be one of {sorted(SCHEDULES)}; got {self.schedule!r}")
         if self.num_timesteps < 1:
             raise ValueError(f"num_timesteps must be >= 1; got {self.num_timesteps}")
+        if not (isinstance(self.min_snr_gamma, (int, float)) and self.min_snr_gamma > 0) or (
+            self.min_snr_gamma == float("inf")
+        ):
+            raise ValueError(
+                f"min_snr_gamma must be a finite number > 0 (the paper uses 5); got "
+                f"{self.min_snr_gamma!r}: a negative gamma makes the loss negative"
+            )
         if self.weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}; got {self.weighting!r}")
         if self.time_sampling not in TIME_SAMPLINGS:
