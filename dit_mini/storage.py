@@ -44,6 +44,7 @@ __all__ = [
     "cache_dir",
     "atomic_write",
     "check_writable",
+    "check_output_file",
     "remove_stale_temporaries",
     "tensor_checksum",
     "part_checksums",
@@ -173,6 +174,25 @@ def check_writable(folder: str | Path, need_bytes: int = 0) -> None:
             f"{folder} has {free / 2**20:.0f} MiB free but one checkpoint needs about "
             f"{need_bytes / 2**20:.0f} MiB; free some disk or choose another output folder"
         )
+
+
+def check_output_file(path: str | Path, suffixes: tuple[str, ...], what: str) -> Path:
+    """Fail now, naming the fix, when `path` cannot become a `what` file: no or another
+    extension than `suffixes`, an existing folder of that name, or an unwritable folder. Run it
+    before the expensive work (sampling, training), not after."""
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        shown = repr(path.suffix) if path.suffix else "no extension"
+        raise ValueError(
+            f"{path} has {shown}; a {what} needs one of {', '.join(suffixes)} (e.g. "
+            f"{path.with_suffix(suffixes[0]).name})"
+        )
+    if path.is_dir():
+        raise ValueError(
+            f"{path} is a folder; give a file name such as {path / ('out' + suffixes[0])}"
+        )
+    check_writable(path.parent)
+    return path
 
 
 def remove_stale_temporaries(folder: str | Path) -> list[Path]:

@@ -2,9 +2,9 @@
 
 Two trainers writing the same `--out` would overwrite each other's checkpoints, so `run_lock`
 takes an exclusive `fcntl.flock` on `<out>/.lock` before any work and writes its PID into it.
-A second process is refused with the holder's PID. The kernel drops a flock when its process
-dies (even by SIGKILL), so a lock file left by a dead process is simply taken over, with a
-note. The same process may take the lock again (the CLI takes it before loading the data, then
+A second process is refused with the holder's PID. The file is removed at a clean release;
+the kernel drops a flock when its process dies (even by SIGKILL), so a lock file left by a dead
+process is simply taken over, with a note. The same process may take the lock again (the CLI takes it before loading the data, then
 `fit` inside it); it is released when the outermost holder leaves. Where `fcntl` does not exist
 (Windows), the lock is a no-op.
 
@@ -46,18 +46,25 @@ def _acquire(folder: Path) -> int:
     """Lock folder/.lock for this process; returns its descriptor. Refuses a live holder."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = _pid_in(fd)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _pid_in(fd)
+            os.close(fd)
+            who = f"process {holder}" if holder else "another process"
+            raise RunFolderBusy(
+                f"{folder} is in use by {who}, which is training in it (lock file {path}); "
+                f"wait for it to finish or stop it (kill {holder or 'PID'}), or choose another "
+                "output folder (--out)"
+            ) from None
+        try:  # the holder before us may have removed the file between our open and flock
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
         os.close(fd)
-        who = f"process {holder}" if holder else "another process"
-        raise RunFolderBusy(
-            f"{folder} is in use by {who}, which is training in it (lock file {path}); wait "
-            f"for it to finish or stop it (kill {holder or 'PID'}), or choose another output "
-            "folder (--out)"
-        ) from None
     previous = _pid_in(fd)
     if previous is not None and previous != os.getpid():
         print(
@@ -68,7 +75,6 @@ def _acquire(folder: Path) -> int:
     os.ftruncate(fd, 0)
     os.lseek(fd, 0, os.SEEK_SET)
     os.write(fd, f"{os.getpid()}\n".encode())
-    os.fsync(fd)
     return fd
 
 
@@ -95,5 +101,5 @@ def run_lock(folder: str | Path | None) -> Iterator[None]:
         yield
     finally:
         del _HELD[key]
-        os.ftruncate(fd, 0)  # no PID: a clean release, nothing to take over
+        (key / LOCK_NAME).unlink(missing_ok=True)  # removed while held: a clean release
         os.close(fd)  # closing drops the flock
