@@ -35,10 +35,10 @@ from ..storage import atomic_write, check_output_file, check_writable
 from ..studies.bench import format_report, run_benchmark
 from ..studies.ttr import main as ttr_main
 from ..studies.under_load import format_under_load, under_load
+from ..train.lock import run_lock
 from ..train.recipes import RECIPES, quickstart, sample_images, train_from_options
 from ..train.session import TrainingDiverged
 from ..train.trainer import EXPORT_NAME, TrainingInterrupted
-from ..train.lock import run_lock
 from ..viz import IMAGE_SUFFIXES, save_image_grid
 from .options import (
     BENCH_OPTIONS,

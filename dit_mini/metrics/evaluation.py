@@ -136,7 +136,7 @@ def check_samples(samples, labels=None, num_classes: int | None = None) -> None:
             f"samples lie in [{lo:g}, {hi:g}], like 0..255 pixels; FID expects [-1, 1]: "
             "convert them with x / 127.5 - 1"
         )
-    if lo >= 0:
+    if lo >= 0 and hi > 0.5:
         raise ValueError(
             f"samples lie in [{lo:g}, {hi:g}], like [0, 1] pixels (no negative value at all); "
             "FID expects [-1, 1]: convert them with x * 2 - 1"

@@ -4,9 +4,9 @@ Two trainers writing the same `--out` would overwrite each other's checkpoints, 
 takes an exclusive `fcntl.flock` on `<out>/.lock` before any work and writes its PID into it.
 A second process is refused with the holder's PID. The file is removed at a clean release;
 the kernel drops a flock when its process dies (even by SIGKILL), so a lock file left by a dead
-process is simply taken over, with a note. The same process may take the lock again (the CLI takes it before loading the data, then
-`fit` inside it); it is released when the outermost holder leaves. Where `fcntl` does not exist
-(Windows), the lock is a no-op.
+process is simply taken over, with a note. The same process may take the lock again (the CLI
+takes it before loading the data, then `fit` inside it); it is released when the outermost
+holder leaves. Where `fcntl` does not exist (Windows), the lock is a no-op.
 
 Used by `dit_mini.train.trainer.fit` and `dit-mini train`.
 """

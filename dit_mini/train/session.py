@@ -87,7 +87,7 @@ def _check_range(images: torch.Tensor) -> torch.Tensor:
             f"the training images lie in [{lo:g}, {hi:g}], like 0..255 pixels; the trainer "
             f"expects images in [-1, 1]: convert them with {fix}"
         )
-    if lo >= 0 and hi > 0:
+    if lo >= 0 and hi > 0.5:
         raise ValueError(
             f"the training images lie in [{lo:g}, {hi:g}], like [0, 1] pixels; the trainer "
             "expects images in [-1, 1]: convert them with x * 2 - 1"
