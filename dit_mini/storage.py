@@ -20,6 +20,7 @@ Models are saved and loaded by kind through `dit_mini.registry`, which builds on
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -149,7 +150,8 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
             "folder with free space", path
         ) from error  # fmt: skip
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # e.g. a read-only folder, where nothing was made
+            tmp.unlink(missing_ok=True)
     return path
 
 
