@@ -295,8 +295,10 @@ def weights(tmp_path_factory):
 
 @pytest.fixture
 def no_sampling(monkeypatch):
-    monkeypatch.setattr(sys.modules["dit_mini.cli.main"], "sample_images",
-                        lambda *a, **k: pytest.fail("sampled before checking the outputs"))  # fmt: skip
+    def refuse(*args, **kwargs):
+        pytest.fail("sampled before checking the outputs")
+
+    monkeypatch.setattr(sys.modules["dit_mini.cli.main"], "sample_images", refuse)
 
 
 @pytest.mark.parametrize(
