@@ -139,9 +139,9 @@ class DiffusionLoss:
         """The caller's t and eps, checked: integer steps in [0, T) for a discrete schedule,
         float times in [0, 1] for flow, one per sample; eps shaped like x0. Values are read
         only from CPU tensors (no device synchronisation in a GPU training step)."""
-        if not isinstance(x0, torch.Tensor) or x0.dim() != 4:
+        if not isinstance(x0, torch.Tensor) or x0.dim() < 2:
             raise ValueError(
-                f"x0 must be an image batch (B, C, H, W); got {type(x0).__name__} "
+                f"x0 must be a batch of images (B, C, H, W) or clips; got {type(x0).__name__} "
                 f"{tuple(getattr(x0, 'shape', ()))}"
             )
         if eps is not None and (not isinstance(eps, torch.Tensor) or eps.shape != x0.shape):
