@@ -5,7 +5,8 @@ always; NaN, time range and label range on CPU tensors, or once per model on a G
 diffusion loss checks a given t and eps. This study times the same forward pass and the same
 training step with the checks and with them bypassed (t made a (B,) tensor, nothing else),
 alternating the two in interleaved repeats so that a changing machine load hits both alike,
-and prints the medians and the difference.
+and prints the medians and the difference; it also times the checks alone (best of several
+runs), a figure that the load of a shared machine blurs much less than a whole step.
 
     python -m dit_mini.studies.validation_cost --preset tiny --batch-size 64 --repeats 15
 
@@ -81,6 +82,13 @@ def validation_cost(preset="tiny", batch_size=64, repeats=15, calls=5, device=No
     def forward():
         model(x, t, y)
 
+    loss, x0 = make_loss(), x.clone()
+
+    def checks_alone():  # the checks of one training step, without the work they guard
+        model._validate_inputs(x, t, y)
+        loss._check_given(x0, t, None)
+
+    checks = 1000 * min(_time(checks_alone, 200, device) for _ in range(5))
     times = {k: [] for k in ("forward_checked", "forward_bare", "step_checked", "step_bare")}
     forward(), run.train_step()  # warm-up
     for _ in range(repeats):
@@ -96,6 +104,7 @@ def validation_cost(preset="tiny", batch_size=64, repeats=15, calls=5, device=No
         "device": str(device), "threads": torch.get_num_threads(),
         "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         **{f"{k}_ms": round(v, 3) for k, v in medians.items()},
+        "checks_alone_ms": round(checks, 4),
         "forward_overhead_pct": round(100 * (medians["forward_checked"] /
                                              medians["forward_bare"] - 1), 2),
         "step_overhead_pct": round(100 * (medians["step_checked"] / medians["step_bare"] - 1), 2),
@@ -109,7 +118,9 @@ def format_cost(r: dict) -> str:
         f"  forward: {r['forward_checked_ms']:.2f} ms checked, {r['forward_bare_ms']:.2f} ms "
         f"bare ({r['forward_overhead_pct']:+.1f} %)\n"
         f"  training step: {r['step_checked_ms']:.2f} ms checked, {r['step_bare_ms']:.2f} ms "
-        f"bare ({r['step_overhead_pct']:+.1f} %)"
+        f"bare ({r['step_overhead_pct']:+.1f} %)\n"
+        f"  the checks alone (best of 5 x 200 calls): {r['checks_alone_ms']:.3f} ms per step, "
+        f"{100 * r['checks_alone_ms'] / r['step_bare_ms']:.3f} % of a bare step"
     )
 
 

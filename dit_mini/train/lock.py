@@ -14,20 +14,19 @@ Used by `dit_mini.train.trainer.fit` and `dit-mini train`.
 from __future__ import annotations
 
 import contextlib
+import importlib
+import importlib.util
 import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks; the folder is not protected
-    fcntl = None
-
 from ..storage import CheckpointError
 
 __all__ = ["LOCK_NAME", "RunFolderBusy", "run_lock"]
 
+# Windows has no fcntl: there the lock is a no-op and the folder is not protected.
+fcntl = importlib.import_module("fcntl") if importlib.util.find_spec("fcntl") else None
 LOCK_NAME = ".lock"
 _HELD: dict[Path, list] = {}  # resolved folder -> [fd, depth] of this process's locks
 
