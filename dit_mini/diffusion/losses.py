@@ -215,16 +215,25 @@ def _model_shape(model) -> tuple[int, int, int]:
     return (cfg.in_channels, cfg.input_size, cfg.input_size)
 
 
-def _check_sampling(cfg_scale: float, steps: int, eta: float) -> None:
+def _finite(value) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _check_sampling(cfg_scale, steps, eta) -> None:
     """Refuse guidance scales, step counts and eta that would give non-finite images."""
-    if not (isinstance(cfg_scale, (int, float)) and math.isfinite(cfg_scale) and cfg_scale >= 0):
+    scale = _finite(cfg_scale)
+    if scale is None or scale < 0:
         raise ValueError(
             f"cfg_scale={cfg_scale!r} is not a usable guidance scale; use a finite number >= 0 "
             "(1 = no guidance, 2 to 4 sharpen class features)"
         )
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps={steps!r} must be an integer >= 1 (sampling steps)")
-    if not (isinstance(eta, (int, float)) and math.isfinite(eta) and eta >= 0):
+    if _finite(steps) is None or steps < 1 or int(steps) != steps:
+        raise ValueError(f"steps={steps!r} must be a whole number >= 1 (sampling steps)")
+    if _finite(eta) is None or eta < 0:
         raise ValueError(f"eta={eta!r} must be a finite number >= 0 (0: deterministic DDIM)")
 
 
