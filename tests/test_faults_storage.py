@@ -38,15 +38,24 @@ def listing(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
+def try_mount(options: list[str], mount: Path) -> str | None:
+    """Mount a tmpfs at `mount`; None on success, else why not (not root, no mount command)."""
+    try:
+        proc = subprocess.run(["mount", "-t", "tmpfs", *options, "tmpfs", str(mount)],
+                              capture_output=True, timeout=30)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return str(error)
+    return None if proc.returncode == 0 else proc.stderr.decode().strip()[:100] or "failed"
+
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A 2 MiB tmpfs: a real file system that fills up (root only; skipped elsewhere)."""
     mount = tmp_path / "small"
     mount.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-                          capture_output=True)  # fmt: skip
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()[:100]}")
+    problem = try_mount(["-o", "size=2m"], mount)
+    if problem:
+        pytest.skip(f"cannot mount a tmpfs here: {problem}")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
@@ -156,9 +165,7 @@ def read_only(tmp_path):
     """A read-only folder: a read-only tmpfs where mount is allowed, else /proc."""
     mount = tmp_path / "ro"
     mount.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)],
-                          capture_output=True)  # fmt: skip
-    if proc.returncode != 0:
+    if try_mount(["-o", "ro,size=1m"], mount):
         yield Path("/proc")
         return
     yield mount
