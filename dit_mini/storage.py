@@ -103,10 +103,11 @@ def cache_dir() -> Path:
 
 
 def _disk_full(error: BaseException, folder: Path) -> bool:
-    """Whether a failed write ran out of disk: ENOSPC/EDQUOT, torch's wording of them ("unexpected
-    pos", "file write failed"), or a folder with (almost) no free space left."""
-    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
+    """Whether a failed write ran out of disk: ENOSPC/EDQUOT, or for an error without an errno
+    (torch.save's RuntimeError) its wording ("unexpected pos", "file write failed") or a folder
+    with (almost) no free space left."""
+    if isinstance(error, OSError) and error.errno is not None:
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)  # else: read-only, no access, ...
     if any(w in str(error) for w in ("No space left", "unexpected pos", "file write failed")):
         return True
     try:
