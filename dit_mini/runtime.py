@@ -78,7 +78,13 @@ def fast_mode() -> bool:
 def pick_device(override: str | torch.device | None = None) -> torch.device:
     """The device to train on: `override` if given, else cuda, else mps, else cpu."""
     if override is not None and str(override) != "auto":
-        device = torch.device(override)
+        try:
+            device = torch.device(override)
+        except (RuntimeError, TypeError) as error:
+            raise ValueError(
+                f"unknown device {str(override)!r}; use cpu, cuda, cuda:N or mps (or leave "
+                "--device out for the best one available)"
+            ) from error
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(
                 f"device {str(override)!r} asked for, but CUDA is not available; use 'cpu'"

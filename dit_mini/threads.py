@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
@@ -27,12 +28,14 @@ import torch
 __all__ = [
     "THREADS_ENV",
     "requested_threads",
+    "available_cores",
     "thread_candidates",
     "fastest_threads",
     "ThreadTuner",
 ]
 
 THREADS_ENV = "DIT_MINI_THREADS"
+_NOTED: set[int] = set()  # thread counts already capped with a note
 PROBE_STEPS = 3  # timed steps per candidate (the first step of a run is a warm-up, not timed)
 GIVE_UP = 2.0  # a candidate whose step takes this many times the best one is dropped at once
 SLOWDOWN = 1.6  # re-measure when recent steps take this many times the chosen step time
@@ -48,7 +51,26 @@ def requested_threads(threads: int | None = None) -> int | None:
         threads = int(raw)
     if threads is not None and threads < 1:
         raise ValueError(f"threads={threads} must be >= 1 (or left out to let dit-mini choose)")
+    cores = available_cores()
+    if threads is not None and threads > cores:
+        if threads not in _NOTED:  # once per count, not once per call
+            _NOTED.add(threads)
+            print(
+                f"note: {threads} threads asked for but this process may use {cores} CPU "
+                f"core(s); using {cores} (more threads than cores wait for each other and make "
+                "every step many times slower)",
+                file=sys.stderr,
+            )
+        threads = cores
     return threads
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask), else os.cpu_count()."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def thread_candidates(most: int | None = None) -> list[int]:

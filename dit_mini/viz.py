@@ -22,15 +22,21 @@ from einops import rearrange
 from matplotlib.figure import Figure  # no pyplot: leaves a notebook's backend alone
 from PIL import Image, ImageDraw
 
+from .storage import atomic_write
+
 __all__ = [
+    "IMAGE_SUFFIXES",
     "to_uint8",
     "image_grid",
     "save_image_grid",
+    "image_format",
     "smooth",
     "save_loss_curve",
     "clip_strips",
     "clip_gif",
 ]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 LABEL_WIDTH = 56  # pixels left of each grid row for its label
 
@@ -77,7 +83,11 @@ def save_image_grid(
     zoom: int = 2,
     row_labels: list[str] | None = None,
 ) -> Path:
-    """Write `image_grid(images, nrow)` as a PNG, optionally with a text label left of each row."""
+    """Write `image_grid(images, nrow)` as a PNG (or the format of the extension, written
+    atomically), optionally with a text label left of each row."""
+    if nrow is not None and (isinstance(nrow, bool) or int(nrow) != nrow or nrow < 1):
+        raise ValueError(f"nrow={nrow!r}: give a whole number of images per grid row, >= 1")
+    image_format(path)  # an unknown extension fails before the grid is drawn
     nrow = nrow or math.ceil(math.sqrt(images.shape[0]))
     grid = image_grid(images, nrow, zoom=zoom)
     if grid.shape[-1] == 1:
@@ -91,10 +101,20 @@ def save_image_grid(
         for r, label in enumerate(row_labels):
             draw.text((4, int(2 + (r + 0.5) * row_h - 5)), str(label)[:9], fill="black")
         picture = canvas
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    picture.save(path)
-    return path
+    return atomic_write(path, lambda f: picture.save(f, format=image_format(path)))
+
+
+def image_format(path: str | Path) -> str:
+    """PIL's format name for a file's extension ('.png' -> 'PNG'); a ValueError with the
+    accepted extensions for a missing or unknown one."""
+    suffix = Path(path).suffix.lower()
+    known = Image.registered_extensions()
+    if suffix not in known or known[suffix] not in Image.SAVE:
+        raise ValueError(
+            f"{path}: cannot tell the image format from the extension {suffix or '(none)'!r}; "
+            f"use one of {', '.join(IMAGE_SUFFIXES)}"
+        )
+    return known[suffix]
 
 
 def smooth(values: list[float], window: int) -> np.ndarray:

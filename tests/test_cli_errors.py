@@ -85,7 +85,8 @@ def test_disk_full_during_a_checkpoint_keeps_the_previous_one(capsys, tmp_path, 
 
     monkeypatch.setattr(storage.os, "fsync", full)
     err = error_of(capsys, [*TRAIN, "--steps", "4", "--out", str(out), "--resume"])
-    assert "the disk is full" in err and "previous checkpoint.pt is intact" in err
+    assert "the disk is full: step 4 could not be saved" in err
+    assert "the last checkpoint on disk is step 2" in err and "--resume" in err
     monkeypatch.undo()
     assert load_checkpoint(out / "checkpoint.pt")["step"] == 2
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "ema.safetensors"]

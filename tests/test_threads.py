@@ -4,6 +4,7 @@ steps slow down, and restored afterwards."""
 import pytest
 import torch
 
+import dit_mini.threads as threads_module
 from dit_mini.diffusion.losses import make_loss
 from dit_mini.threads import (
     THREADS_ENV,
@@ -25,6 +26,7 @@ def tuning(monkeypatch):
 
 def test_requested_threads(monkeypatch):
     monkeypatch.delenv(THREADS_ENV, raising=False)
+    monkeypatch.setattr(threads_module, "available_cores", lambda: 4)
     assert requested_threads() is None and requested_threads(3) == 3
     monkeypatch.setenv(THREADS_ENV, "2")
     assert requested_threads() == 2 and requested_threads(1) == 1
@@ -33,6 +35,16 @@ def test_requested_threads(monkeypatch):
         requested_threads()
     with pytest.raises(ValueError, match="threads=0 must be >= 1"):
         requested_threads(0)
+
+
+def test_more_threads_than_cores_are_capped_with_a_note(monkeypatch, capsys):
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    monkeypatch.setattr(threads_module, "available_cores", lambda: 2)
+    assert requested_threads(999) == 2 and requested_threads(999) == 2
+    err = capsys.readouterr().err
+    assert err.count("note: 999 threads asked for but this process may use 2") == 1  # once
+    monkeypatch.setenv(THREADS_ENV, "64")
+    assert requested_threads() == 2
 
 
 def test_candidates():

@@ -31,14 +31,15 @@ from ..course.site import build_site, check_site
 from ..metrics.evaluation import evaluate_samples, load_samples
 from ..metrics.flops import format_table, gflops_report
 from ..runtime import dist_info
-from ..storage import check_writable
+from ..storage import atomic_write, check_output_file, check_writable
 from ..studies.bench import format_report, run_benchmark
 from ..studies.ttr import main as ttr_main
 from ..studies.under_load import format_under_load, under_load
+from ..train.lock import run_lock
 from ..train.recipes import RECIPES, quickstart, sample_images, train_from_options
 from ..train.session import TrainingDiverged
 from ..train.trainer import EXPORT_NAME, TrainingInterrupted
-from ..viz import save_image_grid
+from ..viz import IMAGE_SUFFIXES, save_image_grid
 from .options import (
     BENCH_OPTIONS,
     DEVICE_OPTIONS,
@@ -130,6 +131,12 @@ def _fid_cmd(args: argparse.Namespace) -> int:
 
 
 def _sample_cmd(args: argparse.Namespace) -> int:
+    # Outputs first: a bad path fails now, not after minutes of sampling.
+    if args.nrow is not None and args.nrow < 1:
+        raise ValueError(f"--nrow {args.nrow}: give the number of images per grid row, >= 1")
+    check_output_file(args.out, IMAGE_SUFFIXES, "sample grid (--out)")
+    if args.save_samples:
+        check_output_file(args.save_samples, (".pt",), "samples file (--save-samples)")
     images, y = sample_images(
         args.checkpoint, args.n, args.sampler, args.steps, args.cfg_scale, args.label, args.seed,
         args.device, args.batch_size, threads=args.threads,
@@ -139,8 +146,8 @@ def _sample_cmd(args: argparse.Namespace) -> int:
     )
     print(f"wrote {save_image_grid(images, args.out, nrow=nrow)}")
     if args.save_samples:
-        Path(args.save_samples).parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"images": images, "labels": y}, args.save_samples)
+        samples = {"images": images, "labels": y}
+        atomic_write(args.save_samples, lambda f: torch.save(samples, f))
         print(f"wrote {args.save_samples} (images in [-1, 1], labels)")
     return 0
 
@@ -159,7 +166,8 @@ def _train_cmd(args: argparse.Namespace) -> int:
         )
     check_writable(args.out)  # before the data is built: a read-only --out fails at once
     budget = None if args.minutes is None else 60 * args.minutes
-    result = train_from_options(args, budget_s=budget)
+    with run_lock(args.out if dist_info().is_main else None):  # before the data is built
+        result = train_from_options(args, budget_s=budget)
     if dist_info().is_main and not args.quiet:
         print(
             f"trained {result.step} steps in {result.seconds:.1f} s "

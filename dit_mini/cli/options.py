@@ -81,6 +81,8 @@ TRAIN_OPTIONS = [
      "assets/vae.safetensors); its samples are decoded with it"),
     ("--minutes", float, None, "also stop after this many minutes of training (the checkpoint "
      "is written; --resume continues)"),
+    ("--overwrite", bool, False, "start a new run even if --out holds an ema.safetensors of "
+     "another run (it is replaced at the end)"),
     ("--resume", "auto", False, "continue the run saved in --out (it must have the same options, "
      "except --steps, --checkpoint-every and --log-every); '--resume auto' continues a run if "
      "there is one and starts one otherwise"),

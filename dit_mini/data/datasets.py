@@ -12,9 +12,11 @@ Used by every training notebook; introduced in notebook 00 (bonfire).
 from __future__ import annotations
 
 import hashlib
+import http.client
 import pickle
 import tarfile
 import urllib.request
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -87,8 +89,16 @@ def _read_batch(tar: tarfile.TarFile, name: str) -> tuple[np.ndarray, np.ndarray
 def _download(url: str, path: Path, md5: str) -> None:
     """Fetch `url` to `path` (atomically) unless it is there, then verify its MD5."""
     if not path.exists():
-        with urllib.request.urlopen(url) as response:
-            atomic_write(path, lambda f: f.write(response.read()))
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response:
+                payload = response.read()
+        except (OSError, http.client.HTTPException) as error:  # URLError is an OSError
+            reason = getattr(error, "reason", None) or error
+            raise ValueError(
+                f"cannot download {url}: a network problem ({reason}); check the internet "
+                f"connection (or proxy), or fetch the file by hand and put it at {path}"
+            ) from error
+        atomic_write(path, lambda f: f.write(payload))
     actual = _md5(path)
     if actual != md5:
         raise ValueError(
@@ -128,12 +138,34 @@ def load_cifar10(
         return ImageDataset.from_uint8(z["pixels"], z["labels"], CIFAR10_CLASSES)
 
 
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB of any mode: 16- and 32-bit grey scaled to 0..255 (a plain convert would clip
+    them to white), palette expanded, transparency composited over white (how a viewer shows
+    it)."""
+    if image.mode.startswith("I") or image.mode == "F":
+        a = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or a.max() > 255 else 255.0
+        if image.mode == "F" and a.max() <= 1.0:
+            top = 1.0
+        grey = np.clip(np.rint(a / top * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if _has_alpha(image):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
 def _square(image: Image.Image, size: int) -> np.ndarray:
     """Center-crop to a square, resize to size x size (bicubic), return (size, size, 3) uint8."""
     w, h = image.size
     s = min(w, h)
     box = ((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)
-    image = image.convert("RGB").crop(box).resize((size, size), Image.Resampling.BICUBIC)
+    image = _to_rgb(image).crop(box).resize((size, size), Image.Resampling.BICUBIC)
     return np.asarray(image, dtype=np.uint8)
 
 
@@ -172,13 +204,21 @@ def load_image_folder(path: str | Path, size: int = 32) -> ImageDataset:
     files, names = _find_images(path)
     classes = sorted(set(names)) if any(names) else [path.name or "images"]
     index = {c: i for i, c in enumerate(sorted(set(names)))}
-    pixels = []
+    pixels, transparent = [], []
     for file in files:
         try:
             with Image.open(file) as image:
+                if _has_alpha(image):
+                    transparent.append(file)
                 pixels.append(_square(image, size))
         except (OSError, ValueError) as error:
             raise ValueError(f"cannot read image {file}: {error}; delete or replace it") from error
+    if transparent:  # one note for the whole folder, not one per image
+        warnings.warn(
+            f"{len(transparent)} of {len(files)} images in {path} have transparency (e.g. "
+            f"{transparent[0].name}); it was composited over white, as a viewer shows it",
+            stacklevel=2,
+        )
     return ImageDataset.from_uint8(np.stack(pixels), [index[c] for c in names], classes)
 
 

@@ -17,6 +17,7 @@ Taught in notebook 03 (clearing the fog).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -76,6 +77,13 @@ class DiffusionConfig:
             raise ValueError(f"schedule must be one of {sorted(SCHEDULES)}; got {self.schedule!r}")
         if self.num_timesteps < 1:
             raise ValueError(f"num_timesteps must be >= 1; got {self.num_timesteps}")
+        if not (isinstance(self.min_snr_gamma, (int, float)) and self.min_snr_gamma > 0) or (
+            self.min_snr_gamma == float("inf")
+        ):
+            raise ValueError(
+                f"min_snr_gamma must be a finite number > 0 (the paper uses 5); got "
+                f"{self.min_snr_gamma!r}: a negative gamma makes the loss negative"
+            )
         if self.weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}; got {self.weighting!r}")
         if self.time_sampling not in TIME_SAMPLINGS:
@@ -127,9 +135,48 @@ class DiffusionLoss:
             t = torch.rand(B, generator=generator, device=gen_device)
         return t.to(x0.device), draw_noise(x0.shape, generator, like=x0)
 
+    def _check_given(self, x0: torch.Tensor, t, eps):
+        """The caller's t and eps, checked: integer steps in [0, T) for a discrete schedule,
+        float times in [0, 1] for flow, one per sample; eps shaped like x0. Values are read
+        only from CPU tensors (no device synchronisation in a GPU training step)."""
+        if not isinstance(x0, torch.Tensor) or x0.dim() < 2:
+            raise ValueError(
+                f"x0 must be a batch of images (B, C, H, W) or clips; got {type(x0).__name__} "
+                f"{tuple(getattr(x0, 'shape', ()))}"
+            )
+        if eps is not None and (not isinstance(eps, torch.Tensor) or eps.shape != x0.shape):
+            raise ValueError(
+                f"eps must be noise shaped like x0 {tuple(x0.shape)}; got "
+                f"{tuple(getattr(eps, 'shape', ()))}"
+            )
+        if t is None:
+            return
+        t = torch.as_tensor(t)
+        if t.shape != (x0.shape[0],):
+            raise ValueError(f"t must be (B,) = ({x0.shape[0]},); got shape {tuple(t.shape)}")
+        T = self.config.num_timesteps
+        if self.config.is_flow and not t.is_floating_point():
+            raise TypeError(
+                f"the flow objective takes continuous times t in [0, 1]; got integer {t.dtype}: "
+                f"pass t.float() / {T} (or draw them with loss.draw)"
+            )
+        if not self.config.is_flow and t.is_floating_point():
+            raise TypeError(
+                f"the {self.config.objective!r} objective takes integer timesteps in [0, {T}); "
+                f"got {t.dtype}: pass t.long() (continuous times belong to objective='flow')"
+            )
+        if t.device.type == "cpu" and t.numel():
+            lo, hi = float(t.min()), float(t.max())
+            top = 1.0 if self.config.is_flow else T - 1
+            if not (0 <= lo and hi <= top):  # NaN fails too
+                raise ValueError(f"t must lie in [0, {top:g}] for this objective; got {lo}..{hi}")
+
     def __call__(self, model, x0, y=None, generator=None, t=None, eps=None) -> torch.Tensor:
-        if t is None or eps is None:
-            t, eps = self.draw(x0, generator)
+        self._check_given(x0, t, eps)
+        if t is None or eps is None:  # draw what was not given; a given t or eps is kept
+            t_drawn, eps_drawn = self.draw(x0, generator)
+            t = t_drawn if t is None else torch.as_tensor(t, device=x0.device)
+            eps = eps_drawn if eps is None else eps
         C = x0.shape[1]
         if getattr(model, "out_channels", C) != C:
             raise ValueError(
@@ -168,6 +215,28 @@ def _model_shape(model) -> tuple[int, int, int]:
     return (config.in_channels, config.input_size, config.input_size)
 
 
+def _finite(value) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _check_sampling(cfg_scale, steps, eta) -> None:
+    """Refuse guidance scales, step counts and eta that would give non-finite images."""
+    scale = _finite(cfg_scale)
+    if scale is None or scale < 0:
+        raise ValueError(
+            f"cfg_scale={cfg_scale!r} is not a usable guidance scale; use a finite number >= 0 "
+            "(1 = no guidance, 2 to 4 sharpen class features)"
+        )
+    if _finite(steps) is None or steps < 1 or int(steps) != steps:
+        raise ValueError(f"steps={steps!r} must be a whole number >= 1 (sampling steps)")
+    if _finite(eta) is None or eta < 0:
+        raise ValueError(f"eta={eta!r} must be a finite number >= 0 (0: deterministic DDIM)")
+
+
 def generate(
     model,
     config: DiffusionConfig | None = None,
@@ -200,6 +269,7 @@ def generate(
         n = y.shape[0] if y is not None else (x_T.shape[0] if x_T is not None else None)
     if n is None or n < 1:
         raise ValueError("say how many samples to draw: pass n >= 1, labels y or a start noise x_T")
+    _check_sampling(cfg_scale, steps, eta)
     param = next(model.parameters(), None) if hasattr(model, "parameters") else None
     device = param.device if param is not None else torch.device("cpu")
     if x_T is None:

@@ -62,17 +62,30 @@ class NoiseSchedule:
     def __repr__(self) -> str:
         return f"NoiseSchedule(name={self.name!r}, T={self.num_timesteps})"
 
+    def _steps(self, t) -> torch.Tensor:
+        """t as integer indices on the CPU, refused (not wrapped around) outside [0, T)."""
+        t = torch.as_tensor(t)
+        if t.is_floating_point():
+            if not bool(torch.isfinite(t).all()) or not bool((t == t.round()).all()):
+                raise ValueError(
+                    f"timesteps of a discrete schedule are whole numbers in [0, "
+                    f"{self.num_timesteps}); got {t.flatten()[:4].tolist()}...: pass integer "
+                    "steps (flow times in [0, 1] belong to objective='flow')"
+                )
+        t = t.cpu().long()
+        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= self.num_timesteps):
+            raise ValueError(
+                f"timesteps must lie in [0, {self.num_timesteps}) for this "
+                f"{self.num_timesteps}-step schedule; got {int(t.min())}..{int(t.max())}"
+            )
+        return t
+
     def gather(self, values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """values[t] reshaped to broadcast against `like`.
 
         Shapes: values (T,), t (B,), like (B, ...) -> (B, 1, ..., 1).
         """
-        t = torch.as_tensor(t, device=values.device).long().reshape(-1)
-        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= self.num_timesteps):
-            raise ValueError(
-                f"timesteps must lie in [0, {self.num_timesteps}); got {t.min()}..{t.max()}"
-            )
-        out = values[t].to(device=like.device, dtype=like.dtype)
+        out = values[self._steps(t).reshape(-1)].to(device=like.device, dtype=like.dtype)
         return out.reshape(-1, *([1] * (like.dim() - 1)))  # (B, 1, ..., 1)
 
     def add_noise(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -97,7 +110,7 @@ class NoiseSchedule:
         Shapes: t (B,) -> (B,); None -> (T,).
         """
         snr = self.alpha_bar / (1.0 - self.alpha_bar)
-        return snr if t is None else snr[torch.as_tensor(t).long().cpu()]
+        return snr if t is None else snr[self._steps(t)]
 
     def to_eps_x0(
         self, output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, prediction_type: str

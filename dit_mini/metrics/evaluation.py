@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from ..data.datasets import load_cifar10
-from ..data.relics import RELICS_VERSION, make_relics
+from ..data.relics import RELIC_CLASSES, RELICS_VERSION, make_relics
 from ..models.pretrained import asset_path, load_pretrained
 from ..storage import atomic_write, cache_dir
 from .classifier import classifier_accuracy
@@ -35,6 +35,7 @@ __all__ = [
     "feature_extractor",
     "real_images",
     "reference_features",
+    "check_samples",
     "evaluate_samples",
     "load_samples",
 ]
@@ -102,6 +103,66 @@ def reference_features(
     return feats
 
 
+def check_samples(samples, labels=None, num_classes: int | None = None) -> None:
+    """Refuse samples that would give a silently wrong score: not (n, 3, H, W), NaN or infinite
+    pixels, values in [0, 255] or [0, 1] instead of [-1, 1], labels that are not integers in
+    [0, num_classes). Each message names the problem and the conversion that fixes it.
+
+    Shapes: samples (n, 3, H, W) in [-1, 1], labels (n,) or None.
+    """
+    if not isinstance(samples, torch.Tensor) or samples.dim() != 4:
+        raise ValueError(
+            f"samples must be an (n, 3, H, W) image tensor; got {type(samples).__name__} "
+            f"{tuple(getattr(samples, 'shape', ()))}"
+        )
+    if samples.shape[1] != 3:
+        fix = "repeat grey images with x.repeat(1, 3, 1, 1)" if samples.shape[1] == 1 else (
+            "drop the alpha channel with x[:, :3]" if samples.shape[1] == 4 else
+            "decode latents with their VAE first"
+        )  # fmt: skip
+        raise ValueError(
+            f"samples have {samples.shape[1]} channels; FID features need RGB (3): {fix}"
+        )
+    x = samples.detach().float()
+    finite = torch.isfinite(x).flatten(1).all(1)
+    if not bool(finite.all()):
+        raise ValueError(
+            f"{int((~finite).sum())} of {len(x)} samples hold NaN or infinite pixels (the "
+            "sampler diverged?); drop them (samples[torch.isfinite(samples).flatten(1).all(1)])"
+        )
+    lo, hi = float(x.min()), float(x.max())
+    if lo >= 0 and hi > 1.5:
+        raise ValueError(
+            f"samples lie in [{lo:g}, {hi:g}], like 0..255 pixels; FID expects [-1, 1]: "
+            "convert them with x / 127.5 - 1"
+        )
+    if lo >= 0 and hi > 0.5:
+        raise ValueError(
+            f"samples lie in [{lo:g}, {hi:g}], like [0, 1] pixels (no negative value at all); "
+            "FID expects [-1, 1]: convert them with x * 2 - 1"
+        )
+    if max(-lo, hi) > 2:
+        raise ValueError(
+            f"samples lie in [{lo:g}, {hi:g}], far outside [-1, 1]: are they undecoded latents "
+            "or unscaled values? FID expects images in [-1, 1]"
+        )
+    if labels is None:
+        return
+    labels = torch.as_tensor(labels)
+    if labels.is_floating_point() or labels.dtype == torch.bool or labels.shape != (len(x),):
+        raise ValueError(
+            f"labels must be {len(x)} integer class ids (one per sample); got "
+            f"{labels.dtype} {tuple(labels.shape)}"
+        )
+    if num_classes is not None and len(labels):
+        lo_y, hi_y = int(labels.min()), int(labels.max())
+        if lo_y < 0 or hi_y >= num_classes:
+            raise ValueError(
+                f"labels lie in {lo_y}..{hi_y} but the classifier knows classes "
+                f"0..{num_classes - 1}; pass the class ids the samples were drawn with"
+            )
+
+
 def evaluate_samples(
     samples: torch.Tensor,
     features: str = "relic",
@@ -119,6 +180,8 @@ def evaluate_samples(
 
     Shapes: samples (n, 3, H, W) in [-1, 1].
     """
+    classes = len(RELIC_CLASSES) if dataset == "relics" else None
+    check_samples(samples, labels, classes)
     n = samples.shape[0]
     if n < 2:
         raise ValueError(f"FID needs at least 2 samples; got {n}")

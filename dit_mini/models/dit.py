@@ -36,7 +36,7 @@ from .dit_block import (
     modulate,
 )
 from .embeddings import LabelEmbedder, PatchEmbed, TimestepEmbedder, sincos_2d
-from .inputs import check_denoiser_input
+from .inputs import check_denoiser_input, check_input_types, check_input_values
 
 __all__ = [
     "modulate",
@@ -49,7 +49,13 @@ __all__ = [
     "DiT",
     "DIT_PRESETS",
     "dit_config",
+    "MAX_TIME",
+    "StateDictMismatch",
 ]
+
+# t enters the timestep embedding in [0, MAX_TIME]: the integer steps of DiT's 1000-step
+# schedule, or flow-matching times in [0, 1] scaled by 1000 (diffusion.samplers.FLOW_TIME_SCALE).
+MAX_TIME = 1000
 
 
 def patchify(x: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -238,11 +244,29 @@ class DiT(nn.Module):
         """c = emb(t) + emb(y); y None means the null class. Shapes: -> (B, D)."""
         return self.condition_tokens(t, y, batch).sum(dim=1)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None):
+    def _validate_inputs(self, x, t, y) -> torch.Tensor:
+        """Check (x, t, y) against the contract and return t as a (B,) tensor on x's device.
+
+        Types, dtypes, devices and shapes are metadata and always checked. Values (NaN, the
+        time range, the label range) need a read of the data, which on an accelerator would
+        stall the pipeline at every step: they are checked for CPU inputs, and on other devices
+        at the first call of this model only (`dit_mini.studies.validation_cost` measures it).
+        """
+        check_input_types(x, t, y, self.pos_embed)
         t = torch.as_tensor(t, device=x.device)
         if t.dim() == 0:
             t = t.expand(x.shape[0])
         self.check_input(x, t, y)
+        if torch.compiler.is_compiling() or x.device.type == "meta":  # no values to read
+            return t
+        if x.device.type == "cpu" or not getattr(self, "_values_checked", False):
+            labels = self.num_classes + (self.null_class is not None) if self.num_classes else None
+            check_input_values(x, t, y, max_time=MAX_TIME, num_labels=labels)
+            self._values_checked = True
+        return t
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None):
+        t = self._validate_inputs(x, t, y)
         tokens = self.x_embedder(x) + self.pos_embed  # (B, L, D)
         L, design = tokens.shape[1], self.config.conditioning
         # 1. The conditioning: the vector c for adaLN, else a short sequence of tokens.
@@ -257,6 +281,46 @@ class DiT(nn.Module):
             tokens = block(tokens, cond)  # (B, L (+ S), D)
         tokens = self.final_layer(tokens[:, :L], cond)  # (B, L, P*P*C_out)
         return unpatchify(tokens, self.patch_size, self.out_channels)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """nn.Module's, with a message naming both presets when the weights are another's."""
+        try:
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        except RuntimeError as error:
+            theirs = _describe_weights(state_dict)
+            if theirs is None or theirs == _describe_config(self.config):
+                raise
+            raise StateDictMismatch(
+                f"these weights are of a {theirs} DiT but this model is a "
+                f"{_describe_config(self.config)} DiT; build the model with the weights' preset "
+                "(dit_config(...)) or load the matching weights"
+            ) from error
+
+
+class StateDictMismatch(RuntimeError, ValueError):
+    """Weights of one DiT preset loaded into another (a RuntimeError, as nn.Module raises)."""
+
+
+def _preset_name(depth: int, width: int, patch: int) -> str:
+    for name, p in DIT_PRESETS.items():
+        if (p["depth"], p["hidden_size"], p["patch_size"]) == (depth, width, patch):
+            return f"'{name}' (depth {depth}, width {width}, patch {patch})"
+    return f"custom (depth {depth}, width {width}, patch {patch})"
+
+
+def _describe_config(cfg: DiTConfig) -> str:
+    return _preset_name(cfg.depth, cfg.hidden_size, cfg.patch_size)
+
+
+def _describe_weights(state: dict) -> str | None:
+    """The preset a DiT state dict was made by, from its tensor shapes; None if not a DiT's."""
+    try:
+        width = state["pos_embed"].shape[-1]
+        patch = state["x_embedder.proj.weight"].shape[-1]
+        depth = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("blocks."))
+    except (KeyError, ValueError, AttributeError, IndexError):
+        return None
+    return _preset_name(depth, width, patch)
 
 
 # name -> (depth, hidden_size, num_heads, patch_size)

@@ -7,9 +7,11 @@ naming the input, the shape it got, the shape the model wants, and what to chang
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-__all__ = ["check_denoiser_input"]
+__all__ = ["check_denoiser_input", "check_input_types", "check_input_values"]
 
 
 def check_denoiser_input(
@@ -54,3 +56,70 @@ def check_denoiser_input(
             "this model was trained without label dropout (class_dropout_prob=0), so it has "
             "no null class: pass class labels y"
         )
+
+
+def check_input_types(x, t, y, weight: torch.Tensor) -> None:
+    """Raise a TypeError/ValueError naming the argument and the fix when x, t or y have the
+    wrong type, dtype or device for a model whose weights look like `weight`. Reads only
+    metadata: no device synchronisation, so it is free in a training step."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x_t must be a torch.Tensor (B, C, H, W); got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"x_t is {x.dtype}; the model takes float images in [-1, 1]: convert uint8 pixels "
+            "with x.float() / 127.5 - 1"
+        )
+    if x.dtype != weight.dtype and not torch.is_autocast_enabled(x.device.type):
+        raise TypeError(
+            f"x_t is {x.dtype} but the model's weights are {weight.dtype}: pass "
+            f"x.to({weight.dtype}) (or convert the model with model.to({x.dtype}))"
+        )
+    if x.device != weight.device:
+        raise ValueError(
+            f"x_t is on {x.device} but the model is on {weight.device}: move it with "
+            f"x.to('{weight.device}')"
+        )
+    if isinstance(t, torch.Tensor) and (t.dtype == torch.bool or t.is_complex()):
+        raise TypeError(f"t must hold timesteps (integers or floats); got {t.dtype}")
+    if y is None:
+        return
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(
+            f"y (class labels) must be an integer torch.Tensor (B,); got {type(y).__name__}: "
+            f"pass torch.tensor(y, device=x.device)"
+        )
+    if y.is_floating_point() or y.dtype == torch.bool or y.is_complex():
+        raise TypeError(f"y (class labels) must be integers; got {y.dtype}: pass y.long()")
+    if y.device != x.device:
+        raise ValueError(
+            f"y is on {y.device} but x_t is on {x.device}: move the labels with y.to('{x.device}')"
+        )
+
+
+def check_input_values(x, t, y, *, max_time: float, num_labels: int | None) -> None:
+    """Raise a ValueError when x holds NaN/inf, t lies outside [0, max_time] or is not finite,
+    or a label lies outside [0, num_labels). Reads values, so on an accelerator it waits for the
+    device; callers run it on CPU tensors, or once per model elsewhere."""
+    if not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).flatten(1).any(1).sum())
+        raise ValueError(
+            f"x_t holds NaN or infinite values in {bad} of {x.shape[0]} images; check the "
+            "data, or the step that made x_t (a diverged sampler, a division by zero)"
+        )
+    if t.numel():
+        lo, hi = (float(v) for v in torch.aminmax(t.detach().double()))
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError("t holds NaN or infinite values; pass finite timesteps")
+        if lo < 0 or hi > max_time:
+            raise ValueError(
+                f"t must lie in [0, {max_time:g}]: integer steps 0..{max_time - 1:g} of a "
+                f"discrete schedule, or flow times in [0, 1] times {max_time:g}; got "
+                f"{lo:g}..{hi:g}"
+            )
+    if y is not None and num_labels is not None and y.numel():
+        lo, hi = (int(v) for v in torch.aminmax(y.detach()))
+        if lo < 0 or hi >= num_labels:
+            raise ValueError(
+                f"class labels y must lie in [0, {num_labels - 1}] for this model; got "
+                f"{lo}..{hi}: check the labels, or build the model with num_classes={hi + 1}"
+            )

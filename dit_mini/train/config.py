@@ -9,6 +9,9 @@ function of its seed: `derive_seed` turns (seed, purpose, ...) into independent 
 from __future__ import annotations
 
 import hashlib
+import math
+import numbers
+import operator
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -61,19 +64,51 @@ class TrainConfig:
     checkpoint_every: int = field(
         default=0, metadata={"help": "write a checkpoint every K steps (0: only at the end)"}
     )
+    checkpoint_minutes: float = field(
+        default=5.0,
+        metadata={"help": "also write a checkpoint after this many minutes without one, so a "
+                  "failed final save costs at most that much training (0: off)"},
+    )  # fmt: skip
     log_every: int = field(
         default=10, metadata={"help": "steps between loss updates on the progress bar"}
     )
 
     def __post_init__(self):
+        for name in (
+            "steps",
+            "batch_size",
+            "log_every",
+            "warmup_steps",
+            "checkpoint_every",
+            "seed",
+        ):
+            value = getattr(self, name)
+            try:
+                operator.index(value)  # numpy integers are fine, 2.5 is not
+            except TypeError:
+                raise TypeError(
+                    f"{name} must be an integer; got {value!r} ({type(value).__name__}): pass "
+                    f"{name}={int(value) if _is_number(value) and math.isfinite(value) else 'N'}"
+                ) from None
         check_positive(self, ("steps", "batch_size", "log_every"))
         for name in ("warmup_steps", "checkpoint_every", "seed"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}")
+        for name in ("lr", "weight_decay", "ema_decay", "grad_clip", "checkpoint_minutes"):
+            value = getattr(self, name)
+            if not _is_number(value) or not math.isfinite(value):
+                raise ValueError(
+                    f"{name} must be a finite number; got {value!r} (check the --"
+                    f"{name.replace('_', '-')} option)"
+                )
         if not self.lr > 0:
             raise ValueError(f"lr must be positive; got {self.lr}")
-        if self.weight_decay < 0 or self.grad_clip < 0:
-            raise ValueError("weight_decay and grad_clip must be >= 0 (0 turns clipping off)")
+        if self.weight_decay < 0 or self.grad_clip < 0 or self.checkpoint_minutes < 0:
+            raise ValueError(
+                f"weight_decay ({self.weight_decay}), grad_clip ({self.grad_clip}) and "
+                f"checkpoint_minutes ({self.checkpoint_minutes}) must be >= 0 (0 turns "
+                "clipping and timed checkpoints off)"
+            )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must lie in [0, 1); got {self.ema_decay}")
         if self.class_dropout_prob is not None:
@@ -87,6 +122,10 @@ class TrainConfig:
         """EMA decay after step `step`: min(decay, (1 + s) / (10 + s)) with warm-up, so early
         EMA weights are not dominated by the random initialisation."""
         return ema_decay_at(step, self.ema_decay, self.ema_warmup)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def derive_seed(*parts) -> int:

@@ -166,6 +166,7 @@ def train_from_options(args: argparse.Namespace, budget_s: float | None = None):
             callback=out_of_time if budget_s is not None else None,
             run_config=run_config,
             threads=getattr(args, "threads", None),
+            overwrite=getattr(args, "overwrite", False),
         )
     finally:
         close_distributed()

@@ -21,7 +21,12 @@ from ..registry import describe, kind_of, with_current_names
 __all__ = ["RESUMABLE_FIELDS", "describe_for_run", "with_new_defaults", "config_diff"]
 
 # Fields a resumed run may change: extending a run or checkpointing more often is fine.
-RESUMABLE_FIELDS = ("train.steps", "train.checkpoint_every", "train.log_every")
+RESUMABLE_FIELDS = (
+    "train.steps",
+    "train.checkpoint_every",
+    "train.checkpoint_minutes",
+    "train.log_every",
+)
 
 
 def describe_for_run(model: nn.Module) -> dict:

@@ -21,12 +21,14 @@ from ..diffusion.guidance import drop_labels
 from ..runtime import autocast_context, dist_info, make_grad_scaler, pick_device
 from ..storage import (
     CheckpointError,
+    WriteError,
     check_writable,
     load_checkpoint,
     remove_stale_temporaries,
     save_checkpoint,
 )
 from .config import TrainConfig, batch_indices, derive_seed, resolve_dropout
+from .memory import batch_advice, check_batch_memory, out_of_memory
 from .resume import RESUMABLE_FIELDS, config_diff, describe_for_run, with_new_defaults
 from .step import clip_and_step, ema_update, set_lr
 
@@ -67,7 +69,31 @@ def _as_tensors(data) -> tuple[torch.Tensor, torch.Tensor | None]:
             "data must be an ImageDataset, an (images, labels) pair or an (N, C, H, W) tensor "
             f"with N >= 1; got {type(images).__name__} {tuple(getattr(images, 'shape', ()))}"
         )
-    return images.float(), None if labels is None else labels.long()
+    return _check_range(images.float()), None if labels is None else labels.long()
+
+
+def _check_range(images: torch.Tensor) -> torch.Tensor:
+    """Refuse data in [0, 255] or [0, 1] (the trainer wants [-1, 1]) and non-finite values;
+    one pass over the dataset at the start, nothing per step."""
+    lo, hi = (float(v) for v in torch.aminmax(images))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        bad = int((~torch.isfinite(images)).flatten(1).any(1).sum())
+        raise ValueError(
+            f"{bad} training image(s) hold NaN or infinite values; remove them or fix the "
+            "preprocessing (e.g. a division by zero)"
+        )
+    if lo >= 0 and hi > 1.5:
+        fix = "x / 127.5 - 1" if hi <= 255 else "x * 2 / x.max() - 1"
+        raise ValueError(
+            f"the training images lie in [{lo:g}, {hi:g}], like 0..255 pixels; the trainer "
+            f"expects images in [-1, 1]: convert them with {fix}"
+        )
+    if lo >= 0 and hi > 0.5:
+        raise ValueError(
+            f"the training images lie in [{lo:g}, {hi:g}], like [0, 1] pixels; the trainer "
+            "expects images in [-1, 1]: convert them with x * 2 - 1"
+        )
+    return images
 
 
 class _Replica:
@@ -95,6 +121,7 @@ class TrainingSession:
                 f"{self.info.world_size} processes; use a multiple of {self.info.world_size}"
             )
         self.device = pick_device(device)
+        check_batch_memory(model, config.batch_size // self.info.world_size, self.device)
         images, labels = _as_tensors(data)
         self.images, self.labels = images.to(self.device), self._check_labels(model, labels)
         self.model = model.to(self.device)
@@ -213,10 +240,27 @@ class TrainingSession:
         """Write the checkpoint (main process only); the others wait for it."""
         if self.path is not None:
             if self.info.is_main:
-                save_checkpoint(self.path, self.state_dict())
+                try:
+                    save_checkpoint(self.path, self.state_dict())
+                except WriteError as error:
+                    raise self._save_failed(error) from error
             if self.info.distributed:
                 torch.distributed.barrier()
             self.saved_step = self.step
+
+    def _save_failed(self, error: WriteError) -> WriteError:
+        """The error of a failed save: which step was lost and which one is still on disk."""
+        if self.saved_step is not None and self.path.is_file():
+            kept = f"the last checkpoint on disk is step {self.saved_step} ({self.path})"
+        else:
+            kept = f"no checkpoint of this run is on disk yet ({self.path})"
+        reason = "the disk is full" if error.disk_full else f"cannot write {self.path}"
+        cause = "" if error.disk_full else f" ({error})"
+        return WriteError(
+            f"{reason}: step {self.step} could not be saved{cause}; {kept}. Free some disk "
+            "space (or move the folder) and continue with resume=True (--resume)",
+            self.path, error.disk_full,
+        )  # fmt: skip
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
         """This process's share of the global batch: x0, y and, if drawn here, t and eps."""
@@ -267,9 +311,14 @@ class TrainingSession:
         """One optimizer step on one global batch; returns the batch's mean loss."""
         config = self.config
         # 1. Batch and noise, then the loss of this process's share.
-        x0, y, extra = self.batch()
-        with autocast_context(self.device):
-            loss = self.loss_fn(self.net, x0, y, self.gens["noise"], **extra)
+        try:
+            x0, y, extra = self.batch()
+            with autocast_context(self.device):
+                loss = self.loss_fn(self.net, x0, y, self.gens["noise"], **extra)
+        except RuntimeError as error:
+            if out_of_memory(error):
+                raise batch_advice(self.model, cfg.batch_size, self.device) from error
+            raise
         value = self.global_loss(loss)
         if not math.isfinite(value) or self.exploding(value):
             raise self.diverged(value)

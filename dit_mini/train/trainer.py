@@ -37,10 +37,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..registry import kind_of, save_model
-from ..storage import save_tensors
+from ..runtime import dist_info
+from ..storage import CheckpointError, save_tensors
 from ..threads import ThreadTuner, requested_threads
 from .config import TrainConfig
-from .session import TrainingSession
+from .lock import run_lock
+from .session import CHECKPOINT_NAME, TrainingSession
 
 __all__ = ["EXPORT_NAME", "TrainResult", "TrainingInterrupted", "fit"]
 
@@ -105,6 +107,40 @@ def _export(ema: nn.Module, path: Path, run_config: dict) -> None:
         save_tensors(path, ema.state_dict(), {"model": run_config["model"], "extra": extra})
 
 
+def _refuse_foreign_weights(out_dir: Path | None, resume, overwrite: bool) -> None:
+    """A new run never silently replaces exported weights that it did not write: a folder with
+    an ema.safetensors but no checkpoint.pt holds someone's model, not a run to continue."""
+    if out_dir is None or overwrite or resume is True:
+        return
+    weights, checkpoint = Path(out_dir) / EXPORT_NAME, Path(out_dir) / CHECKPOINT_NAME
+    if weights.exists() and not checkpoint.exists():
+        raise CheckpointError(
+            f"{out_dir} holds {EXPORT_NAME} but no {CHECKPOINT_NAME}: a new run would replace "
+            "those weights at its end; move them, choose another output folder, or pass "
+            "overwrite=True (--overwrite) to replace them"
+        )
+
+
+class _Timer:
+    """Whether `minutes` have passed since the last checkpoint; under torchrun the main
+    process decides (at log steps) and tells the others, so they all save together."""
+
+    def __init__(self, minutes: float, every: int):
+        self.seconds, self.every, self.last = 60.0 * minutes, every, time.monotonic()
+
+    def due(self, run: TrainingSession) -> bool:
+        if not self.seconds or run.path is None:
+            return False
+        late = time.monotonic() - self.last > self.seconds
+        if run.info.distributed:
+            if run.step % self.every:
+                return False
+            flag = torch.tensor([float(late)], device=run.device)
+            torch.distributed.broadcast(flag, src=0)
+            late = bool(flag.item())
+        return late
+
+
 def fit(
     model: nn.Module,
     loss_fn: Callable,
@@ -117,6 +153,7 @@ def fit(
     callback: Callable[[int, float], bool | None] | None = None,
     run_config: dict | None = None,
     threads: int | None = None,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Train `model` on `data` with `loss_fn(model, x0, y, generator)`; see the module docstring.
 
@@ -127,13 +164,24 @@ def fit(
     then saved). `run_config` (plain data, e.g. the diffusion config) is stored in checkpoints and
     must match when resuming. On the CPU the torch thread count is measured and chosen while
     training (`dit_mini.threads`); `threads` (or $DIT_MINI_THREADS) fixes it, which also makes
-    runs repeat bit for bit.
+    runs repeat bit for bit. The output folder is locked for this process (`dit_mini.train.lock`)
+    and a new run refuses to replace an ema.safetensors it did not write unless `overwrite`.
+    Besides every `checkpoint_every` steps, a checkpoint is written whenever
+    `checkpoint_minutes` have passed since the last one.
 
     Shapes: data images (N, C, H, W) in [-1, 1], labels (N,).
     """
     config = config or TrainConfig()
-    run = TrainingSession(model, loss_fn, data, config, out_dir, device, run_config)
-    run.open(resume)
+    with run_lock(out_dir if dist_info().is_main else None):
+        _refuse_foreign_weights(out_dir, resume, overwrite)
+        run = TrainingSession(model, loss_fn, data, config, out_dir, device, run_config)
+        run.open(resume)
+        return _train(run, quiet, callback, threads)
+
+
+def _train(run: TrainingSession, quiet: bool, callback, threads) -> TrainResult:
+    """The loop of `fit` on an opened session: steps, checkpoints, export, the result."""
+    model, config = run.model, run.config
     show = not quiet and run.info.is_main
     bar = tqdm(total=config.steps, initial=run.step, disable=not show, desc="train", unit="step")
     first, start = run.step, time.perf_counter()
@@ -142,6 +190,7 @@ def fit(
     tuner = ThreadTuner(
         fixed if run.device.type == "cpu" else torch.get_num_threads(), quiet=not show
     )
+    timer = _Timer(config.checkpoint_minutes, config.log_every)
     with _stop_at_step_end() as asked, contextlib.ExitStack() as closing:
         closing.callback(bar.close)
         closing.callback(tuner.close)
@@ -154,8 +203,10 @@ def fit(
             if run.step % config.log_every == 0 or run.step == config.steps:
                 recent = run.history[-config.log_every :]
                 bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}")
-            if config.checkpoint_every and run.step % config.checkpoint_every == 0:
+            every = config.checkpoint_every
+            if (every and run.step % every == 0) or timer.due(run):
                 run.save()
+                timer.last = time.monotonic()
             if callback is not None and callback(run.step, loss):
                 break
     seconds = time.perf_counter() - start
