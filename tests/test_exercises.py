@@ -69,22 +69,51 @@ def test_predicates_and_structures(capsys):
         check("misused", 1)
 
 
-def test_named_exercises_nudge_then_hint(capsys, monkeypatch):
+def test_named_exercises_nudge_then_hint_step_by_step(capsys, monkeypatch):
     from dit_mini.course import exercises
     from dit_mini.course.hints import EXERCISES
 
     monkeypatch.setattr(exercises, "_execution", lambda: None)  # every call is an attempt
     exercises.reset_results()
     known = EXERCISES["01.alpha_bar"]
+    assert len(known.hints) >= 2
     assert not check("01.alpha_bar", 1.0, 2.0)
     assert not check("01.alpha_bar", 1.0, 2.0)
     first, second = capsys.readouterr().out.splitlines()
     assert first.startswith(f"{FAIL_PREFIX}: {known.title}: expected 2")
-    assert known.nudge in first and 'hint("01.alpha_bar")' in first and known.hint not in first
-    assert known.hint in second
-    assert hint("01.alpha_bar") == f"{known.title}: {known.nudge} Then: {known.hint}"
+    assert known.nudge in first and 'hint("01.alpha_bar") shows hint 2 of' in first
+    assert known.hints[1] not in first and known.nudge not in second
+    texts = [hint("01.alpha_bar") for _ in range(len(known.hints) + 1)]
+    n = len(known.hints)
+    for step, text in enumerate(texts[:-1], start=2):
+        if step <= n:
+            assert text.startswith(f"{known.title}, hint {step} of {n}")
+            assert known.hints[step - 1] in text
+    assert texts[-1].endswith(known.hints[-1]) and "(the last hint)" in texts[-1]
+    exercises.reset_results()
+    assert hint("01.alpha_bar").endswith(f"hint 1 of {n}: {known.nudge}")  # asked before a try
     with pytest.raises(ValueError, match="no exercise named '01.nope'; known: 01.alpha_bar"):
         hint("01.nope")
+
+
+def test_exercise_data_loads_from_a_folder_and_names_its_problems(tmp_path):
+    from dit_mini.course.hints import EXERCISES, exercises_dir, load_exercises
+
+    assert exercises_dir().name == "exercises" and len(EXERCISES) >= 45
+    good = '[[exercise]]\nname = "99.x"\ntitle = "x"\npoints = 1\nhints = ["a", "b"]\n'
+    (tmp_path / "99.toml").write_text(good + '[[exercise.mistake]]\nsays = "s"\nswap = [0, 1]\n')
+    loaded = load_exercises(tmp_path)
+    assert loaded["99.x"].hints == ("a", "b") and loaded["99.x"].mistakes[0].steps == (
+        ("swap", [0, 1]),
+    )
+    (tmp_path / "99.toml").write_text(good.replace("99.x", "98.x"))
+    with pytest.raises(ValueError, match="must be named 99"):
+        load_exercises(tmp_path)
+    (tmp_path / "99.toml").write_text(good + '[[exercise.mistake]]\nsays = "s"\nspin = 1\n')
+    with pytest.raises(ValueError, match="unknown transforms \\['spin'\\]"):
+        load_exercises(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no exercise files"):
+        load_exercises(tmp_path / "none")
 
 
 def test_results_per_exercise_and_grading_mode(capsys, monkeypatch):
@@ -150,7 +179,9 @@ def test_no_hint_contains_solution_code():
     lines = _solution_lines()
     assert len(lines) > 60, "expected the solution notebooks' code"
     for known in EXERCISES.values():
-        for text in (known.nudge, known.hint, known.title):
+        # the last step may give the answer when it says so ("The answer: ..."); no other may
+        answer = known.hints[-1].startswith("The answer:")
+        for text in (*known.hints[: -1 if answer else None], known.title):
             leaks = [line for line in lines if line in text]
             assert not leaks, f"{known.name}: its texts contain solution code {leaks}"
     assert "torch.cumprod(1.0 - betas, dim=0)" in lines  # the detector sees code
@@ -183,3 +214,20 @@ def test_every_check_cell_names_a_registered_exercise_with_its_points():
     assert sorted(seen) == sorted(set(seen)), "an exercise is checked in two cells"
     unused = set(EXERCISES) - set(seen)
     assert not unused, f"registered but never checked: {sorted(unused)}"
+
+
+def test_exercise_data_ships_in_the_wheel(monkeypatch):
+    """pyproject maps notebooks/exercises to the package dit_mini.course.exercise_data, which is
+    where the loader looks when there is no checkout (a pip install, Colab)."""
+    import tomllib
+    from pathlib import Path
+
+    from dit_mini.course import hints
+
+    root = Path(__file__).resolve().parents[1]
+    setup = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "dit_mini.course.exercise_data" in setup["packages"]
+    assert setup["package-dir"]["dit_mini.course.exercise_data"] == "notebooks/exercises"
+    assert "*.toml" in setup["package-data"]["dit_mini.course.exercise_data"]
+    monkeypatch.setattr(Path, "is_dir", lambda self: False)  # as if installed from a wheel
+    assert hints.exercises_dir() == Path(hints.__file__).resolve().parent / "exercise_data"

@@ -8,8 +8,9 @@ An exercise cell holds the learner's code between `### BEGIN SOLUTION` and `### 
     check("05.patchify", tokens.shape, test=lambda s: s[-1] == 48)
 
 It prints one line, "Bonfire lit: ..." or "You died: ...", and returns True or False. The texts
-that help live in `dit_mini.course.hints`, not in the visible cell: the first failed attempt at
-an exercise adds its nudge, a second failed attempt (or `hint("01.alpha_bar")`) its hint. An
+that help live in notebooks/exercises/NN.toml (read by `dit_mini.course.hints`), not in the
+visible cell: the first failed attempt at an exercise adds its nudge, and each
+`hint("01.alpha_bar")` shows the next step of its hints, up to the full answer. An
 unsolved stub (`raise NotImplementedError`, or a value left at None) reads "not solved yet", and
 any error in the learner's code becomes the reason, so a notebook runs top to bottom. An
 unregistered name still works (the `hint=` text is then shown on failure), for notebooks being
@@ -64,9 +65,11 @@ PASS_PREFIX = "Bonfire lit"
 FAIL_PREFIX = "You died"
 GRADING_ENV = "DIT_MINI_GRADING"
 REPORT_TAG = "dit-mini-grade"
+NOT_SOLVED = "not solved yet: write your code where the cell says `# YOUR CODE HERE`"
 _MISSING = object()
 _RESULTS: dict[str, dict] = {}  # exercise name -> {"passed": bool, "parts": [...]}
 _ATTEMPTS: dict[str, set] = {}  # exercise name -> cell executions in which it failed
+_HINTS_SHOWN: dict[str, int] = {}  # exercise name -> how many of its hints were shown
 
 
 def compare(
@@ -192,7 +195,7 @@ def check(
       False or a message saying what is wrong.
     `part` names one of several checks of the same exercise (the exercise passes when all do).
     Comparisons use `compare` (tensors to atol/rtol). `name` is a registered exercise of
-    `dit_mini.course.hints` (its nudge and hint are shown on failed attempts); an unregistered
+    `dit_mini.course.hints` (its nudge is shown on the first failed attempt); an unregistered
     name is printed as it is, with `hint` on failure. Never raises on the learner's behalf
     (except in grading mode, see the module docstring): a stub that raises NotImplementedError
     or a value left at None reads "not solved yet", and any other exception becomes the reason.
@@ -207,7 +210,7 @@ def check(
             if reason:
                 break
     except NotImplementedError:
-        reason, unsolved = "not solved yet: write your code between the SOLUTION markers", True
+        reason, unsolved = NOT_SOLVED, True
     except Exception as error:  # the learner's code may fail in any way; report, never crash
         reason = f"your code raised {type(error).__name__}: {error}"
     passed = reason is None
@@ -216,15 +219,14 @@ def check(
     title = (known.title if known else name) + (f" ({part})" if part else "")
     message = f"{PASS_PREFIX}: {title}." if passed else f"{FAIL_PREFIX}: {title}: {reason}."
     if not passed and known is not None:
-        if unsolved:
-            message += f' Stuck? hint("{name}")'
-        else:
-            attempts = _ATTEMPTS.setdefault(name, set())
+        attempts = _ATTEMPTS.setdefault(name, set())
+        if not unsolved:
             attempts.add(_execution() if _execution() is not None else len(attempts))
-            if len(attempts) == 1:
-                message += f' Nudge: {known.nudge} More: hint("{name}")'
-            else:
-                message += f" Hint: {known.hint}"
+        if len(attempts) == 1 and _HINTS_SHOWN.get(name, 0) == 0:
+            _HINTS_SHOWN[name] = 1
+            message += f" Nudge: {known.hints[0]}"
+        step = min(_HINTS_SHOWN.get(name, 0), len(known.hints) - 1) + 1
+        message += f' Stuck? hint("{name}") shows hint {step} of {len(known.hints)}.'
     elif not passed and hint:
         message += f" Hint: {hint}"
     if not quiet:
@@ -234,12 +236,25 @@ def check(
     return passed
 
 
+class _Quiet(str):
+    """A string that a notebook does not echo when it ends a cell (it was printed already)."""
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
 def hint(name: str) -> str:
-    """Print and return the nudge and the hint of exercise `name` (e.g. hint("03.eps_loss"))."""
+    """Print and return the next hint of exercise `name` (e.g. hint("03.eps_loss")): the first
+    call the nudge (unless a failed check showed it), each later call one step more, up to the
+    full answer; after the last step it repeats it."""
     known = exercise(name)
-    text = f"{known.title}: {known.nudge} Then: {known.hint}"
+    shown = _HINTS_SHOWN.get(name, 0)
+    step = min(shown, len(known.hints) - 1)
+    _HINTS_SHOWN[name] = step + 1
+    last = " (the last hint)" if step == len(known.hints) - 1 else ""
+    text = f"{known.title}, hint {step + 1} of {len(known.hints)}{last}: {known.hints[step]}"
     print(text)
-    return text
+    return _Quiet(text)
 
 
 def results() -> dict[str, dict]:
@@ -251,6 +266,7 @@ def reset_results() -> None:
     """Forget every recorded result and attempt (the grader starts from an empty record)."""
     _RESULTS.clear()
     _ATTEMPTS.clear()
+    _HINTS_SHOWN.clear()
 
 
 def run_check_cell(name: str, source: str, namespace: dict) -> bool:
