@@ -11,19 +11,24 @@ mistakes, each a text and one or more transforms:
 Transforms on the reference's call (they need a reference function and positional inputs) run
 first, in the order written; then transforms on its output:
 
-- inputs: `swap = [i, j]` exchanges arguments i and j; `negate_arg = i`; `arg_plus = [i, k]`
+- inputs (`i` may be a list of arguments where a transform takes no parameter):
+  `swap = [i, j]` exchanges arguments i and j; `negate_arg = i`; `arg_plus = [i, k]`
   adds k (an off-by-one step: k = -1); `arg_times = [i, k]`; `arg_sqrt = i`; `arg_square = i`;
   `arg_flip = [i, axis]` reverses argument i along an axis; `arg_reverse = i` reverses a list;
-  `arg_set = [i, value]` replaces argument i.
+  `arg_set = [i, value]` replaces argument i; `arg_one_minus = i` (1 - x for x);
+  `arg_times_sqrt_width = i` (argument i times the square root of its last dimension: a
+  division by sqrt(d) forgotten before a softmax).
 - output: `negate = true`; `times = k`; `plus = k`; `square = true` (a square root dropped:
   the reference takes it); `sqrt = true` (one taken too many); `reciprocal = true`;
   `flip = axis`; `transpose = [a, b]`; `roll = [shift, axis]` (off by one along an axis);
   `swap_halves = axis` (the two halves in the wrong order, sines and cosines);
   `reverse_halves = axis` (each half reversed: frequencies running the wrong way);
+  `swap_quarters = axis` (inside each half, its two halves swapped);
   `interleave_halves = axis` (halves interleaved instead of concatenated);
   `cumsum_for_cumprod = axis` (a running sum of the factors instead of their product);
   `update_times = [i, k]` (the update out - input i scaled by k: k = -1 is a step the wrong way
-  in time); `sum_over = axis` / `mean_over = axis` (a reduction the reference does not make,
+  in time); `minus_arg = i` (the output minus input i: a residual or a "1 +" forgotten);
+  `sum_over = axis` / `mean_over = axis` (a reduction the reference does not make,
   for a mean taken as a sum use `times`); `scale_keys = {key = k}` (dict entries scaled);
   `halve_items = k` (every number of a nested list or tuple divided by 2**k, rounded down).
 
@@ -47,12 +52,17 @@ def _swap(args: list, ij) -> list:
     return args
 
 
-def _at(fn: Callable) -> Callable:
-    """An input transform changing argument i (the spec is i, or [i, parameter])."""
+def _at(fn: Callable, with_parameter: bool = False) -> Callable:
+    """An input transform of argument i: the spec is [i, parameter] when `with_parameter`, else
+    i or a list of the arguments to change."""
 
     def apply(args: list, spec) -> list:
-        i, *rest = spec if isinstance(spec, list) else [spec]
-        args[i] = fn(args[i], *rest)
+        if with_parameter:
+            i, parameter = spec
+            args[i] = fn(args[i], parameter)
+            return args
+        for i in spec if isinstance(spec, list) else [spec]:
+            args[i] = fn(args[i])
         return args
 
     return apply
@@ -72,13 +82,15 @@ def _sqrt(x):
 INPUT_TRANSFORMS: dict[str, Callable] = {
     "swap": _swap,
     "negate_arg": _at(lambda x: -x),
-    "arg_plus": _at(lambda x, k: x + k),
-    "arg_times": _at(_times),
+    "arg_plus": _at(lambda x, k: x + k, True),
+    "arg_times": _at(_times, True),
     "arg_sqrt": _at(_sqrt),
     "arg_square": _at(lambda x: x * x),
-    "arg_flip": _at(lambda x, axis: x.flip(axis)),
+    "arg_flip": _at(lambda x, axis: x.flip(axis), True),
     "arg_reverse": _at(lambda x: type(x)(reversed(x))),
-    "arg_set": _at(lambda x, value: value),
+    "arg_set": _at(lambda x, value: value, True),
+    "arg_one_minus": _at(lambda x: 1 - x),
+    "arg_times_sqrt_width": _at(lambda x: x * x.shape[-1] ** 0.5),
 }
 
 
@@ -123,6 +135,9 @@ OUTPUT_TRANSFORMS: dict[str, Callable] = {
     "reverse_halves": lambda out, axis: torch.cat(
         [h.flip(axis) for h in _halves(out, axis)], dim=axis
     ),
+    "swap_quarters": lambda out, axis: torch.cat(
+        [torch.cat(h.chunk(2, dim=axis)[::-1], dim=axis) for h in _halves(out, axis)], dim=axis
+    ),
     "interleave_halves": _interleave,
     "cumsum_for_cumprod": _cumsum_for_cumprod,
     "sum_over": lambda out, axis: out.sum(axis),
@@ -130,7 +145,7 @@ OUTPUT_TRANSFORMS: dict[str, Callable] = {
     "scale_keys": lambda out, keys: {k: _times(v, keys.get(k, 1)) for k, v in out.items()},
     "halve_items": lambda out, k: _numbers(out, lambda v: v // 2**k),
 }
-_NEEDS_ARGS = {"update_times"}
+_NEEDS_ARGS = {"update_times", "minus_arg"}
 TRANSFORMS = set(INPUT_TRANSFORMS) | set(OUTPUT_TRANSFORMS) | _NEEDS_ARGS
 
 
@@ -159,9 +174,12 @@ def variant(reference, inputs, steps) -> object:
     for name, spec in steps:
         if name in OUTPUT_TRANSFORMS:
             out = OUTPUT_TRANSFORMS[name](out, spec)
-        elif name == "update_times":
-            i, k = spec
+        elif name in _NEEDS_ARGS:
             if original is None:
-                raise TypeError("update_times needs a reference function and inputs")
-            out = original[i] + k * (out - original[i])
+                raise TypeError(f"{name} needs a reference function and inputs")
+            if name == "minus_arg":
+                out = out - original[spec]
+            else:
+                i, k = spec
+                out = original[i] + k * (out - original[i])
     return out
