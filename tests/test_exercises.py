@@ -63,6 +63,7 @@ def test_learner_errors_become_hints_never_exceptions(capsys):
     assert not check("not callable", 3, 3, inputs=(1,))
     out = capsys.readouterr().out.splitlines()
     assert "not solved yet" in out[0] and "not solved yet" in out[1]
+    assert "`# YOUR CODE HERE`" in out[0] and "SOLUTION" not in out[0]
     assert out[2].startswith(f"{FAIL_PREFIX}: broken: your code raised RuntimeError")
     assert "expected a function" in out[3]
 
