@@ -35,6 +35,7 @@ __all__ = [
     "two_class_log_densities",
     "two_class_scores",
     "tilted_score",
+    "tilted_density",
     "tilted_figure",
 ]
 
@@ -199,18 +200,30 @@ def tilted_score(
     return _grad(log_tilted, x)
 
 
+def tilted_density(
+    y: int, w: float, means: Sequence[float] = MEANS, std: float = STD
+) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """The density proportional to p(x) p(y | x)^w on a grid, normalised, and its peak, mean
+    and standard deviation. Shapes: -> grid (701,), density (701,), a dict of three floats."""
+    grid = torch.linspace(-3.5, 3.5, 701, dtype=torch.float64)
+    log_p, log_cond = two_class_log_densities(grid, means, std)
+    log_post = log_cond[:, y] - math.log(len(means)) - log_p  # log p(y | x)
+    density = (log_p + w * log_post).exp()
+    density = density / (density.sum() * (grid[1] - grid[0]))
+    weights = density / density.sum()
+    mean = float((weights * grid).sum())
+    spread = float((weights * (grid - mean) ** 2).sum().sqrt())
+    return grid, density, {"peak": float(grid[density.argmax()]), "mean": mean, "std": spread}
+
+
 def tilted_figure(
     y: int = 1, scales: Sequence[float] = (0.0, 1.0, 3.0), means=MEANS, std: float = STD
 ) -> Figure:
     """The normalised densities proportional to p(x) p(y | x)^w for each guidance scale w."""
-    grid = torch.linspace(-3.5, 3.5, 701, dtype=torch.float64)
     fig = Figure(figsize=(6.0, 3.2))
     ax = fig.add_subplot()
     for w in scales:
-        log_p, log_cond = two_class_log_densities(grid, means, std)
-        log_post = log_cond[:, y] - math.log(len(means)) - log_p  # log p(y | x)
-        density = (log_p + w * log_post).exp()
-        density = density / (density.sum() * (grid[1] - grid[0]))
+        grid, density, _ = tilted_density(y, w, means, std)
         ax.plot(grid, density, label=f"w = {w:g}")
     ax.set(title=f"p(x) p(y = {y} | x)^w, normalised", xlabel="x", ylabel="density")
     ax.legend(fontsize=8)

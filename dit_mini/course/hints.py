@@ -54,6 +54,12 @@ _TABLE = [
      "the signal power at step t is alpha_bar and the noise power 1 - alpha_bar; decibels are "
      "ten times the base-10 logarithm; the first step below 0 dB is the first index where the "
      "dB value is negative (as a Python int)."),
+    ("01.cosine_midpoint", "SNR of the cosine schedule at the midpoint", 1,
+     "put t / T = 1/2 into f and divide by f(0); with s = 0 the angle is exactly pi / 4.",
+     "the midpoint angle is (1/2 + s) / (1 + s) times pi / 2, just past pi / 4 for s > 0, so "
+     "alpha_bar is a little under one half there (after dividing by f(0), the squared cosine of "
+     "s / (1 + s) times pi / 2); the SNR is alpha_bar / (1 - alpha_bar), and decibels are ten "
+     "times its base-10 logarithm (not twenty: it is a power ratio)."),
     # 02 nameless king
     ("02.reparameterize", "reparameterize", 1,
      "write the sample as a function of mu and sigma with the randomness kept outside.",
@@ -74,6 +80,14 @@ _TABLE = [
      "build x_t as in notebook 01 (alpha_bar at t, broadcast per image); the model is called "
      "with x_t, t and y; the loss is the mean of the squared difference between its output "
      "and the noise that was added."),
+    ("03.ddpm_posterior", "the DDPM posterior, derived", 2,
+     "both factors are Gaussians in x_{t-1}: add their precisions, average their centres.",
+     "the step factor has precision alpha_t / beta_t and centre x_t / sqrt(alpha_t); the jump "
+     "factor precision 1 / (1 - alpha_bar_{t-1}) and centre sqrt(alpha_bar_{t-1}) x0. The "
+     "variance is one over the summed precision, beta_t (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) "
+     "(not beta_t itself); the mean weighs x0 by sqrt(alpha_bar_{t-1}) beta_t and x_t by "
+     "sqrt(alpha_t) (1 - alpha_bar_{t-1}), both over 1 - alpha_bar_t. At t = 0 use "
+     "alpha_bar_{-1} = 1: the mean is x0 and the variance 0."),
     ("03.ddim_jump", "one DDIM jump", 2,
      "guess the clean image from x_t and eps, then fog the guess again to the earlier level.",
      "invert the forward jump at step t to get x0_hat; rebuild a noisy image at t_prev from "
@@ -91,6 +105,12 @@ _TABLE = [
      "an Euler step moves along the velocity the model gives here, for the length of the step.",
      "move from x by (t_next - t) times the velocity the model gives at (x, t); the model wants "
      "a tensor of B times, each t times FLOW_TIME_SCALE."),
+    ("03.marginal_velocity", "the marginal velocity of flow matching", 2,
+     "the answer at (x, t) is an average over the data points of each road's velocity.",
+     "on the road from data point i, eps = (x - (1 - t) x_i) / t, so its velocity eps - x_i is "
+     "(x - x_i) / t; the weight of road i is proportional to a Gaussian of mean (1 - t) x_i and "
+     "variance t^2 evaluated at x; normalise the weights over i with a softmax of the log "
+     "weights (plain exponentials underflow at small t) and sum the weighted velocities."),
     # 04 cartographer
     ("04.contraction_shapes", "contraction shapes", 1,
      "every level down halves the height and width; the channels come from the config.",
@@ -150,11 +170,23 @@ _TABLE = [
      "like the position embedding of notebook 05, but of the time, cosines first.",
      "frequencies fall geometrically from 1 to nearly 1 / 10000 over dim / 2 values; take t "
      "times every frequency; concatenate the cosines, then the sines, along dimension 1."),
+    ("07.first_gradients", "who learns first under adaLN-Zero", 1,
+     "the output is W times something plus b, and W starts at zero.",
+     "d out / d W is the layer's input, which is not zero, and d out / d b is one; everything "
+     "before that layer reaches the output only through W (so its gradient is W transposed "
+     "times the upstream gradient: zero), and every block's branches are multiplied by zero "
+     "gates. Exactly two parameter tensors of the final layer learn on the first step."),
     # 08 summon signs
     ("08.label_dropout", "label dropout", 1,
      "each label is replaced by the null class with probability p, independently.",
      "draw one uniform number per label from the generator, mark those below p, and pick the "
      "null class where marked and the label elsewhere (torch.where)."),
+    ("08.cfg_bayes", "guidance from Bayes' rule", 2,
+     "take the log of p(x) p(y | x)^w and the gradient in x; then replace log p(y | x) by Bayes.",
+     "log p(y | x) = log p(x | y) + log p(y) - log p(x); log p(y) has no gradient in x, so the "
+     "gradient of log p(y | x) is the conditional score minus the unconditional one; the "
+     "answer is the unconditional score plus w times that difference (w = 1 gives the "
+     "conditional score back, w = 0 the unconditional one)."),
     ("08.guidance", "the guided combination", 1,
      "guidance starts from the unconditional prediction and walks towards the conditional one.",
      "move from uncond along the direction (cond - uncond) by the guidance scale; at scale 1 "
@@ -174,6 +206,11 @@ _TABLE = [
      "count the passes: one per step, two when guidance asks the model with and without the "
      "class; multiply by the Gflops of one pass; add the decoder's Gflops once per sample, not "
      "once per step."),
+    ("09.halve_steps", "predict what half the steps do to FID", 1,
+     "FID is a distance, so the ratio is positive; 1 means no change.",
+     "notebook 03: Euler is exact on a straight road and the boss's roads are nearly straight; "
+     "its class accuracy stopped rising after about 4 steps. Write one number between 0.6 and "
+     "3: FID at 4 steps divided by FID at 8."),
     # 10 dream factory
     ("10.latent_shape", "latent shape, compression and token ratio", 1,
      "every encoder level but the last halves the image's height and width.",
@@ -188,6 +225,12 @@ _TABLE = [
      "the same trick as in notebook 02: mean plus spread times noise.",
      "the spread is the exponential of half the log-variance; draw eps once from the "
      "generator with the mean's shape and dtype."),
+    ("10.kl_two_gaussians", "KL between two Gaussians", 1,
+     "expand log p1 - log p2 and take each term's expectation under p1.",
+     "the log-normaliser terms give half of (logvar2 - logvar1); the quadratic term of p1 "
+     "averages to one half; that of p2 to (sigma1^2 + (mu1 - mu2)^2) / (2 sigma2^2). Collect "
+     "them: half of (sigma1^2 / sigma2^2 + (mu1 - mu2)^2 / sigma2^2 - 1 - log of the variance "
+     "ratio); it is not symmetric, and with mu2 = 0 and logvar2 = 0 it is exercise 2's KL."),
     # 11 forge
     ("11.frechet_1d", "Frechet distance of two 1-D Gaussians", 1,
      "two gaps add up: between the means and between the spreads.",
@@ -224,6 +267,11 @@ _TABLE = [
      "patchify of notebook 05, with a third axis: time is cut into blocks of pt frames.",
      "split T into (T/pt, pt), H into (H/p, p) and W into (W/p, p); tokens run over (time "
      "block, row, column), each holding (frame, row in patch, column in patch, channel)."),
+    ("13.price_of_time", "the price of time", 1,
+     "one token per tubelet; one frame alone has (size / p)^2 tokens.",
+     "the clip has frames / pt blocks of (size / p)^2 tubelets each; the token ratio is "
+     "therefore frames / pt (not frames); attention compares every token with every token, so "
+     "its work grows with the square of the token count: the square of the token ratio."),
     # 14 new game plus
     ("14.embeddings", "timestep and label embeddings", 2,
      "a time becomes a vector of sines and cosines; a label becomes a row of a table.",

@@ -95,7 +95,7 @@ def steps_vs_size(
 
 
 def halving_ratios(rows: Sequence[Mapping], name: str, metric: str = "fid") -> dict[int, float]:
-    """For every step count S of model `name` whose half S / 2 was also run: metric(S/2) / metric(S).
+    """metric(S / 2) / metric(S) for every step count S of model `name` whose half also ran.
 
     A ratio above 1 means halving the steps made the score larger (worse, for FID). `rows` are
     `steps_vs_size`'s. Shapes: -> {S: ratio}, S in increasing order.
