@@ -8,8 +8,9 @@ An exercise cell holds the learner's code between `### BEGIN SOLUTION` and `### 
     check("05.patchify", tokens.shape, test=lambda s: s[-1] == 48)
 
 It prints one line, "Bonfire lit: ..." or "You died: ...", and returns True or False. The texts
-that help live in `dit_mini.course.hints`, not in the visible cell: the first failed attempt at
-an exercise adds its nudge, a second failed attempt (or `hint("01.alpha_bar")`) its hint. An
+that help live in notebooks/exercises/NN.toml (read by `dit_mini.course.hints`), not in the
+visible cell: the first failed attempt at an exercise adds its nudge, and each
+`hint("01.alpha_bar")` shows the next step of its hints, up to the full answer. An
 unsolved stub (`raise NotImplementedError`, or a value left at None) reads "not solved yet", and
 any error in the learner's code becomes the reason, so a notebook runs top to bottom. An
 unregistered name still works (the `hint=` text is then shown on failure), for notebooks being
@@ -37,14 +38,12 @@ Introduced in notebook 00 (bonfire); used by every notebook's exercises.
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Callable
 
-import numpy as np
-import torch
-
-from .hints import EXERCISES, exercise
+from .answers import compare
+from .hints import EXERCISES, Exercise, exercise, notebook_exercises
+from .mistakes import variant
 
 __all__ = [
     "PASS_PREFIX",
@@ -53,6 +52,9 @@ __all__ = [
     "compare",
     "check",
     "hint",
+    "progress",
+    "Verdict",
+    "Progress",
     "grading_mode",
     "results",
     "reset_results",
@@ -64,61 +66,11 @@ PASS_PREFIX = "Bonfire lit"
 FAIL_PREFIX = "You died"
 GRADING_ENV = "DIT_MINI_GRADING"
 REPORT_TAG = "dit-mini-grade"
+NOT_SOLVED = "not solved yet: write your code where the cell says `# YOUR CODE HERE`"
 _MISSING = object()
 _RESULTS: dict[str, dict] = {}  # exercise name -> {"passed": bool, "parts": [...]}
 _ATTEMPTS: dict[str, set] = {}  # exercise name -> cell executions in which it failed
-
-
-def compare(
-    answer, expected, atol: float = 1e-5, rtol: float = 1e-4, where: str = ""
-) -> str | None:
-    """None when `answer` matches `expected`, else a short reason; tensors and arrays within
-    tolerance, numbers with math.isclose, sequences and dicts item by item, anything else by ==."""
-    if isinstance(expected, (torch.Tensor, np.ndarray)):
-        return _compare_arrays(answer, expected, atol, rtol, where)
-    if isinstance(expected, (bool, str)) or expected is None:
-        return None if answer == expected else f"{where}expected {expected!r}, got {answer!r}"
-    if isinstance(expected, (int, float)):
-        if not isinstance(answer, (int, float, np.number, torch.Tensor)):
-            return f"{where}expected a number, got {type(answer).__name__}"
-        value = float(answer)
-        ok = math.isclose(value, expected, rel_tol=rtol, abs_tol=atol)
-        return None if ok else f"{where}expected {expected:.6g}, got {value:.6g}"
-    if isinstance(expected, (tuple, list)):
-        if not isinstance(answer, (tuple, list, torch.Size)) or len(answer) != len(expected):
-            return f"{where}expected {len(expected)} items like {expected!r}, got {answer!r}"
-        for i, (a, e) in enumerate(zip(answer, expected)):
-            if reason := compare(a, e, atol, rtol, f"{where}item {i}: "):
-                return reason
-        return None
-    if isinstance(expected, dict):
-        if not isinstance(answer, dict) or set(answer) != set(expected):
-            return f"{where}expected keys {sorted(expected)}, got {answer!r}"
-        for key in expected:
-            if reason := compare(answer[key], expected[key], atol, rtol, f"{where}[{key!r}]: "):
-                return reason
-        return None
-    return None if answer == expected else f"{where}expected {expected!r}, got {answer!r}"
-
-
-def _compare_arrays(answer, expected, atol: float, rtol: float, where: str) -> str | None:
-    if not isinstance(answer, (torch.Tensor, np.ndarray)):
-        shape = tuple(expected.shape)
-        return f"{where}expected a tensor of shape {shape}, got {type(answer).__name__}"
-    a, e = torch.as_tensor(answer).detach().cpu(), torch.as_tensor(expected).detach().cpu()
-    if a.shape != e.shape:
-        return f"{where}expected shape {tuple(e.shape)}, got {tuple(a.shape)}"
-    if e.dtype == torch.bool or not e.is_floating_point():
-        return None if torch.equal(a.to(e.dtype), e) else f"{where}the values differ"
-    a, e = a.double(), e.double()
-    if torch.allclose(a, e, rtol=rtol, atol=atol, equal_nan=True):
-        return None
-    error = (a - e).abs().nan_to_num(nan=float("inf"))
-    i = int(error.argmax())
-    return (
-        f"{where}values differ (largest difference {float(error.flatten()[i]):.3g} at flat index "
-        f"{i}: expected {float(e.flatten()[i]):.5g}, got {float(a.flatten()[i]):.5g})"
-    )
+_HINTS_SHOWN: dict[str, int] = {}  # exercise name -> how many of its hints were shown
 
 
 def _run(fn: Callable, inputs):
@@ -127,8 +79,17 @@ def _run(fn: Callable, inputs):
     return fn(*inputs) if isinstance(inputs, tuple) else fn(inputs)
 
 
-def _verdict(answer, expected, inputs, test, atol, rtol) -> str | None:
-    """The reason `answer` fails, or None; may raise (check turns errors into hints)."""
+def _test_reason(result) -> str | None:
+    """A predicate's verdict: True (or anything true but a string) passes; a string or a false
+    value fails, the string being the reason."""
+    if isinstance(result, str):
+        return result or "the test failed"
+    return None if result is None or bool(result) else "the test failed"
+
+
+def _verdict(answer, expected, inputs, test, options: dict) -> str | None:
+    """The reason `answer` fails on `inputs`, or None; may raise (check turns errors into
+    reasons)."""
     if inputs is not None:
         if not callable(answer):
             return f"expected a function to call on the inputs, got {type(answer).__name__}"
@@ -138,9 +99,36 @@ def _verdict(answer, expected, inputs, test, atol, rtol) -> str | None:
     if answer is Ellipsis or (answer is None and expected is not None):
         raise NotImplementedError  # the student stub `name = None` left unchanged
     if test is not None:
-        result = test(answer)
-        return None if result is True or result is None else (result or "the test failed")
-    return compare(answer, expected, atol, rtol)
+        return _test_reason(test(answer))
+    return compare(answer, expected, **_tolerance(options))
+
+
+def _tolerance(options: dict) -> dict:
+    return {k: options[k] for k in ("atol", "rtol", "axes", "integer_note")}
+
+
+def _mistake_made(answer, expected, cases: list, options: dict) -> str | None:
+    """The `says` of the first common mistake whose wrong answer the learner's matches on every
+    input set (and that differs from the right answer on one), or None."""
+    tolerance = _tolerance(options)
+    for mistake in options["mistakes"]:
+        try:
+            differs = False
+            for case in cases:
+                mine = _run(answer, case) if case is not None else answer
+                right = expected
+                if case is not None and callable(expected):
+                    right = _run(expected, case)
+                wrong = variant(expected, case, mistake)
+                if compare(mine, wrong, **tolerance) is not None:
+                    break
+                differs = differs or compare(wrong, right, **tolerance) is not None
+            else:
+                if differs:
+                    return mistake.says
+        except Exception:  # noqa: BLE001 - a variant that does not apply to these inputs
+            continue
+    return None
 
 
 def grading_mode() -> bool:
@@ -159,13 +147,33 @@ def _execution() -> int | None:
 
 
 def _record(name: str, part: str, passed: bool, reason: str | None) -> None:
-    """Add one call's result to exercise `name`; running its cell again starts it afresh."""
+    """Add one call's result to exercise `name`. A part checked again from another cell run
+    replaces its earlier results (re-running a check cell after a fix counts the fix); the
+    parts checked by other cells (a follow-up check) are kept."""
     run = _execution()
-    entry = _RESULTS.get(name)
-    if entry is None or (run is not None and entry["run"] != run):
-        entry = _RESULTS[name] = {"passed": True, "parts": [], "run": run}
-    entry["parts"].append({"part": part, "passed": passed, "reason": reason})
+    entry = _RESULTS.setdefault(name, {"passed": True, "parts": [], "run": run})
+    entry["parts"] = [
+        p for p in entry["parts"] if p["part"] != part or p.get("run") == run or run is None
+    ]
+    entry["parts"].append({"part": part, "passed": passed, "reason": reason, "run": run})
     entry["passed"] = all(p["passed"] for p in entry["parts"])
+    entry["run"] = run
+
+
+class Verdict(int):
+    """What `check` returns: true when the bonfire is lit. Usable as a bool (`if ok:`,
+    `ok &= check(...)`), but a notebook shows nothing for it under a check cell."""
+
+    def __new__(cls, passed: bool, reason: str | None = None):
+        verdict = super().__new__(cls, bool(passed))
+        verdict.reason = reason
+        return verdict
+
+    def __repr__(self) -> str:
+        return PASS_PREFIX if self else f"{FAIL_PREFIX}: {self.reason}"
+
+    def _ipython_display_(self) -> None:  # the check printed its line already
+        pass
 
 
 def check(
@@ -180,9 +188,11 @@ def check(
     rtol: float = 1e-4,
     part: str = "",
     hint: str | None = None,
+    axes: tuple[str, ...] | None = None,
     quiet: bool = False,
-) -> bool:
-    """Check exercise `name`, print "Bonfire lit: ..." or "You died: ...", return whether it passed.
+) -> Verdict:
+    """Check exercise `name`, print "Bonfire lit: ..." or "You died: ...", return a `Verdict`
+    (true when it passed).
 
     - Value exercise: `check(name, value, expected)`.
     - Function exercise: `check(name, fn, reference_fn_or_value, inputs=(args...))`; `inputs`
@@ -191,55 +201,138 @@ def check(
     - Property exercise: `check(name, value, test=predicate)`; the predicate returns True, or
       False or a message saying what is wrong.
     `part` names one of several checks of the same exercise (the exercise passes when all do).
-    Comparisons use `compare` (tensors to atol/rtol). `name` is a registered exercise of
-    `dit_mini.course.hints` (its nudge and hint are shown on failed attempts); an unregistered
-    name is printed as it is, with `hint` on failure. Never raises on the learner's behalf
-    (except in grading mode, see the module docstring): a stub that raises NotImplementedError
-    or a value left at None reads "not solved yet", and any other exception becomes the reason.
-    (Calling it without `expected` or `test` is the author's mistake and raises ValueError.)
+    Comparisons use `dit_mini.course.answers.compare` (tensors to atol/rtol, no dtype casts);
+    a wrong value is located with the axis names `axes` (default: the exercise's data), and a
+    wrong answer matching one of the exercise's common mistakes is named. `name` is a
+    registered exercise of `dit_mini.course.hints` (its nudge is shown on the first failed
+    attempt); an unregistered name is printed as it is, with `hint` on failure. Never raises
+    on the learner's behalf (except in grading mode, see the module docstring): a stub that
+    raises NotImplementedError or a value left at None reads "not solved yet", and any other
+    exception becomes the reason. (Calling it without `expected` or `test` is the author's
+    mistake and raises ValueError.)
     """
     if expected is _MISSING and test is None:
         raise ValueError(f"check({name!r}) needs the expected value or a test= predicate")
+    known = EXERCISES.get(name)
+    options = {
+        "atol": atol,
+        "rtol": rtol,
+        "axes": axes if axes is not None else known.axes_for(part) if known else (),
+        "integer_note": known.integer_note if known else "",
+        "mistakes": known.mistakes_for(part) if known else (),
+    }
     reason, unsolved = None, False
+    todo = cases if cases is not None else [inputs]
     try:
-        for case in cases if cases is not None else [inputs]:
-            reason = _verdict(answer, expected, case, test, atol, rtol)
+        for i, case in enumerate(todo):
+            reason = _verdict(answer, expected, case, test, options)
             if reason:
+                if test is None and options["mistakes"]:
+                    if says := _mistake_made(answer, expected, todo, options):
+                        reason = f"{says} ({reason})"
+                if len(todo) > 1:
+                    reason = f"on input set {i + 1} of {len(todo)}: {reason}"
                 break
     except NotImplementedError:
-        reason, unsolved = "not solved yet: write your code between the SOLUTION markers", True
+        reason, unsolved = NOT_SOLVED, True
     except Exception as error:  # the learner's code may fail in any way; report, never crash
         reason = f"your code raised {type(error).__name__}: {error}"
     passed = reason is None
     _record(name, part, passed, reason)
-    known = EXERCISES.get(name)
     title = (known.title if known else name) + (f" ({part})" if part else "")
     message = f"{PASS_PREFIX}: {title}." if passed else f"{FAIL_PREFIX}: {title}: {reason}."
     if not passed and known is not None:
-        if unsolved:
-            message += f' Stuck? hint("{name}")'
-        else:
-            attempts = _ATTEMPTS.setdefault(name, set())
-            attempts.add(_execution() if _execution() is not None else len(attempts))
-            if len(attempts) == 1:
-                message += f' Nudge: {known.nudge} More: hint("{name}")'
-            else:
-                message += f" Hint: {known.hint}"
+        message += _help(known, unsolved)
     elif not passed and hint:
         message += f" Hint: {hint}"
     if not quiet:
         print(message)
     if not passed and grading_mode():
         raise AssertionError(message)
-    return passed
+    return Verdict(passed, reason)
+
+
+def _help(known: Exercise, unsolved: bool) -> str:
+    """The nudge on the first failed attempt, then where the next hint is."""
+    name, text = known.name, ""
+    attempts = _ATTEMPTS.setdefault(name, set())
+    if not unsolved:
+        attempts.add(_execution() if _execution() is not None else len(attempts))
+    if len(attempts) == 1 and _HINTS_SHOWN.get(name, 0) == 0:
+        _HINTS_SHOWN[name] = 1
+        text += f" Nudge: {known.hints[0]}"
+    step = min(_HINTS_SHOWN.get(name, 0), len(known.hints) - 1) + 1
+    return text + f' Stuck? hint("{name}") shows hint {step} of {len(known.hints)}.'
+
+
+class _Quiet(str):
+    """A string that a notebook does not echo when it ends a cell (it was printed already)."""
+
+    def _ipython_display_(self) -> None:
+        pass
 
 
 def hint(name: str) -> str:
-    """Print and return the nudge and the hint of exercise `name` (e.g. hint("03.eps_loss"))."""
+    """Print and return the next hint of exercise `name` (e.g. hint("03.eps_loss")): the first
+    call the nudge (unless a failed check showed it), each later call one step more, up to the
+    full answer; after the last step it repeats it."""
     known = exercise(name)
-    text = f"{known.title}: {known.nudge} Then: {known.hint}"
+    shown = _HINTS_SHOWN.get(name, 0)
+    step = min(shown, len(known.hints) - 1)
+    _HINTS_SHOWN[name] = step + 1
+    last = " (the last hint)" if step == len(known.hints) - 1 else ""
+    text = f"{known.title}, hint {step + 1} of {len(known.hints)}{last}: {known.hints[step]}"
     print(text)
-    return text
+    return _Quiet(text)
+
+
+class Progress(str):
+    """What `progress` returns: its text (printed already, so a notebook shows it once), with
+    the counts as attributes."""
+
+    solved: int
+    total: int
+    revisit: tuple[str, ...]
+    untried: tuple[str, ...]
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
+def progress(number: str) -> Progress:
+    """Print and return "N of M exercises solved" for notebook `number` ("07"), with the
+    exercises to revisit (their last check failed) and those not tried yet. It reads what the
+    checks of this kernel recorded, so it is right after cells are run again in any order."""
+    number = f"{int(number):02d}" if str(number).isdigit() else str(number)
+    exercises = notebook_exercises(number)
+    if not exercises:
+        raise ValueError(f"notebook {number!r} has no registered exercises")
+    revisit = [e for e in exercises if e.name in _RESULTS and not _RESULTS[e.name]["passed"]]
+    untried = [e for e in exercises if e.name not in _RESULTS]
+    solved = len(exercises) - len(revisit) - len(untried)
+    text = f"Notebook {number}: {solved} of {len(exercises)} exercises solved."
+    if revisit:
+        text += (
+            " Revisit: "
+            + "; ".join(f'{e.title} (check "{e.name}": {_last_reason(e.name)})' for e in revisit)
+            + "."
+        )
+    if untried:
+        text += " Not tried yet: " + ", ".join(f'{e.title} ("{e.name}")' for e in untried) + "."
+    if solved == len(exercises):
+        text += " Every bonfire of this notebook is lit."
+    print(text)
+    out = Progress(text)
+    out.solved, out.total = solved, len(exercises)
+    out.revisit = tuple(e.name for e in revisit)
+    out.untried = tuple(e.name for e in untried)
+    return out
+
+
+def _last_reason(name: str) -> str:
+    failed = [p for p in _RESULTS[name]["parts"] if not p["passed"]]
+    reason = str(failed[-1]["reason"]) if failed else "failed"
+    return reason if len(reason) <= 80 else reason[:77] + "..."
 
 
 def results() -> dict[str, dict]:
@@ -251,6 +344,7 @@ def reset_results() -> None:
     """Forget every recorded result and attempt (the grader starts from an empty record)."""
     _RESULTS.clear()
     _ATTEMPTS.clear()
+    _HINTS_SHOWN.clear()
 
 
 def run_check_cell(name: str, source: str, namespace: dict) -> bool:

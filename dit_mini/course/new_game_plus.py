@@ -37,7 +37,7 @@ from ..diffusion.samplers import euler_sample
 from ..models.dit import DiT, dit_config
 from ..threads import ThreadTuner, requested_threads
 from ..viz import image_grid, smooth
-from .exercises import compare
+from .answers import compare
 
 __all__ = [
     "FLOW",
@@ -89,12 +89,14 @@ def module_test(
     inputs: Sequence = (),
     atol: float = 1e-5,
     rtol: float = 1e-4,
+    axes: Sequence[str] = (),
 ) -> Callable[[type], bool | str]:
     """A `check(..., test=...)` predicate for a learner's nn.Module class.
 
     The class is built with `args`, loads `reference.state_dict()` with strict=True and is run
     on `inputs` beside the reference (both without gradients). True when the outputs agree to
-    atol/rtol; else a short reason (names or shapes that differ, or the largest difference).
+    atol/rtol; else a short reason (names or shapes that differ, or where the first wrong value
+    is, named with `axes`, e.g. ("image", "token", "channel")).
     """
 
     def test(cls) -> bool | str:
@@ -106,7 +108,7 @@ def module_test(
                 return problem
             mine.load_state_dict(reference.state_dict(), strict=True)
             mine.eval()
-            return compare(mine(*inputs), reference(*inputs), atol, rtol) or True
+            return compare(mine(*inputs), reference(*inputs), atol, rtol, axes=axes) or True
 
     return test
 
