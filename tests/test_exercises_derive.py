@@ -57,7 +57,10 @@ EXERCISES = {
 # common wrong answers: learner code, and a piece of the reason the check must give
 WRONG = {
     "01.cosine_midpoint": {
-        "the offset ignored: 0 dB": ("def cosine_midpoint_snr_db(s):\n    return 0.0", "expected"),
+        "the offset ignored: 0 dB": (
+            "def cosine_midpoint_snr_db(s):\n    return 0.0",
+            "ignores the offset s",
+        ),
         "no division by f(0)": (
             "def cosine_midpoint_snr_db(s):\n"
             "    a = math.cos((0.5 + s) / (1 + s) * math.pi / 2) ** 2\n"
@@ -69,7 +72,7 @@ WRONG = {
             "    f = lambda u: math.cos((u + s) / (1 + s) * math.pi / 2) ** 2\n"
             "    a = f(0.5) / f(0.0)\n"
             "    return 20 * math.log10(a / (1 - a))",
-            "expected",
+            "you took 20 log10",
         ),
     },
     "03.ddpm_posterior": {
@@ -80,7 +83,7 @@ WRONG = {
             "    abp = float(ab[t - 1]) if t > 0 else 1.0\n"
             "    m = (abp**0.5 * b * x0 + a**0.5 * (1 - abp) * x_t) / (1 - abt)\n"
             "    return m, b",
-            "values differ",
+            "the first wrong value is at",
         ),
         "the two weights swapped": (
             "def posterior(x0, x_t, t, betas):\n"
@@ -89,7 +92,7 @@ WRONG = {
             "    abp = float(ab[t - 1]) if t > 0 else 1.0\n"
             "    m = (abp**0.5 * b * x_t + a**0.5 * (1 - abp) * x0) / (1 - abt)\n"
             "    return m, b * (1 - abp) / (1 - abt)",
-            "values differ",
+            "the weights of x0 and x_t are swapped",
         ),
         "alpha_bar_t where alpha_bar_{t-1} belongs": (
             "def posterior(x0, x_t, t, betas):\n"
@@ -97,27 +100,27 @@ WRONG = {
             "    b, a, abt = float(betas[t]), 1 - float(betas[t]), float(ab[t])\n"
             "    m = (abt**0.5 * b * x0 + a**0.5 * (1 - abt) * x_t) / (1 - abt)\n"
             "    return m, b",
-            "values differ",
+            "the first wrong value is at",
         ),
     },
     "03.marginal_velocity": {
         "no posterior weights (a plain average)": (
             "def my_marginal_velocity(x, t, data):\n    return (x - data.mean(0)) / t",
-            "values differ",
+            "the first wrong value is at",
         ),
         "the velocity backwards": (
             "def my_marginal_velocity(x, t, data):\n"
             "    w = torch.softmax(-(x[:, None] - (1 - t) * data[None]).square().sum(-1)"
             " / (2 * t**2), 1)\n"
             "    return (w[..., None] * (data[None] - x[:, None]) / t).sum(1)",
-            "values differ",
+            "your velocity points the wrong way",
         ),
         "the weights' variance (1 - t)^2 instead of t^2": (
             "def my_marginal_velocity(x, t, data):\n"
             "    w = torch.softmax(-(x[:, None] - (1 - t) * data[None]).square().sum(-1)"
             " / (2 * (1 - t) ** 2 + 1e-12), 1)\n"
             "    return (w[..., None] * (x[:, None] - data[None]) / t).sum(1)",
-            "values differ",
+            "the first wrong value is at",
         ),
     },
     "07.first_gradients": {
@@ -139,15 +142,15 @@ WRONG = {
     "08.cfg_bayes": {
         "the prior dropped: w times the conditional score": (
             "def my_guided_score(u, c, w):\n    return w * c",
-            "values differ",
+            "the first wrong value is at",
         ),
         "conditional and unconditional swapped": (
             "def my_guided_score(u, c, w):\n    return c + w * (u - c)",
-            "values differ",
+            "scores are swapped",
         ),
         "the difference added to the conditional score": (
             "def my_guided_score(u, c, w):\n    return c + w * (c - u)",
-            "values differ",
+            "one step too strong",
         ),
     },
     "09.halve_steps": {
@@ -160,16 +163,16 @@ WRONG = {
         "the two clouds swapped": (
             "def kl_two_gaussians(m1, l1, m2, l2):\n"
             "    return 0.5 * ((l2 - l1).exp() + (m1 - m2) ** 2 / l1.exp() - 1 - (l2 - l1))",
-            "values differ",
+            "the first wrong value is at",
         ),
         "no division of the mean gap by sigma2^2": (
             "def kl_two_gaussians(m1, l1, m2, l2):\n"
             "    return 0.5 * ((l1 - l2).exp() + (m1 - m2) ** 2 - 1 - (l1 - l2))",
-            "values differ",
+            "the first wrong value is at",
         ),
         "exercise 2's KL to the standard cloud": (
             "def kl_two_gaussians(m1, l1, m2, l2):\n    return 0.5 * (m1**2 + l1.exp() - 1 - l1)",
-            "values differ",
+            "the first wrong value is at",
         ),
     },
     "13.price_of_time": {
@@ -178,7 +181,7 @@ WRONG = {
             "    per = (size // p) ** 2\n"
             "    return {'tokens': frames * per, 'token_ratio': frames,"
             " 'attention_ratio': frames**2}",
-            "tokens",
+            "every frame got its own tokens",
         ),
         "attention grows linearly": (
             "def price_of_time(frames, size, pt, p):\n"
