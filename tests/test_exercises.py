@@ -63,6 +63,7 @@ def test_learner_errors_become_hints_never_exceptions(capsys):
     assert not check("not callable", 3, 3, inputs=(1,))
     out = capsys.readouterr().out.splitlines()
     assert "not solved yet" in out[0] and "not solved yet" in out[1]
+    assert "`# YOUR CODE HERE`" in out[0] and "SOLUTION" not in out[0]
     assert out[2].startswith(f"{FAIL_PREFIX}: broken: your code raised RuntimeError")
     assert "expected a function" in out[3]
 
@@ -302,3 +303,18 @@ def test_progress_counts_the_notebooks_exercises_and_follows_reruns(capsys, monk
     assert exercises.progress("07").endswith("Every bonfire of this notebook is lit.")
     with pytest.raises(ValueError, match="no registered exercises"):
         exercises.progress("99")
+
+
+def test_every_notebook_imports_hint_and_ends_with_its_progress():
+    """hint is importable wherever it is offered, and the last code cell reports progress."""
+    from pathlib import Path
+
+    nbformat = pytest.importorskip("nbformat")
+    root = Path(__file__).resolve().parents[1] / "notebooks" / "solutions"
+    paths = sorted(root.glob("*.ipynb"))
+    assert len(paths) == 15
+    for path in paths:
+        code = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+        imports = [s for s in code if "from dit_mini.course.exercises import" in s]
+        assert imports and all("hint" in s and "progress" in s for s in imports), path.name
+        assert code[-1].startswith(f'progress("{path.name[:2]}")'), path.name

@@ -7,10 +7,17 @@ An exercise cell holds the learner's code between `### BEGIN SOLUTION` and `### 
     check("01.q_sample", q_sample, expected, inputs=(x0, eps, t, ab), part="cosine schedule")
     check("05.patchify", tokens.shape, test=lambda s: s[-1] == 48)
 
-It prints one line, "Bonfire lit: ..." or "You died: ...", and returns True or False. The texts
-that help live in notebooks/exercises/NN.toml (read by `dit_mini.course.hints`), not in the
-visible cell: the first failed attempt at an exercise adds its nudge, and each
-`hint("01.alpha_bar")` shows the next step of its hints, up to the full answer. An
+It prints one line, "Bonfire lit: ..." or "You died: ...", and returns a `Verdict`: true or
+false for code that uses it, shown as nothing under a notebook cell. A death says what killed
+the learner: a wrong value is located in the learner's terms (the exercise's axis names: "image
+2, channel 0, row 3"), a float answer where integers are expected is named as such (no dtype is
+cast), and an answer that matches one of the exercise's common mistakes (computed from the
+reference on the same inputs with `dit_mini.course.mistakes`) is called by its name ("your
+shift and scale are swapped"). The texts that help live in notebooks/exercises/NN.toml (read by
+`dit_mini.course.hints`), not in the visible cell: the first failed attempt at an exercise adds
+its nudge, and each `hint("01.alpha_bar")` shows the next step of its hints, up to the full
+answer. `progress("01")`, in the last code cell of each notebook, says how many of its
+exercises are solved and which to revisit. An
 unsolved stub (`raise NotImplementedError`, or a value left at None) reads "not solved yet", and
 any error in the learner's code becomes the reason, so a notebook runs top to bottom. An
 unregistered name still works (the `hint=` text is then shown on failure), for notebooks being
@@ -42,8 +49,9 @@ import os
 from collections.abc import Callable
 
 from .answers import compare
-from .hints import EXERCISES, Exercise, exercise, notebook_exercises
-from .mistakes import variant
+from .hints import EXERCISES, Exercise, exercise
+from .mistakes import mistake_made
+from .progress import Progress, summary
 
 __all__ = [
     "PASS_PREFIX",
@@ -105,30 +113,6 @@ def _verdict(answer, expected, inputs, test, options: dict) -> str | None:
 
 def _tolerance(options: dict) -> dict:
     return {k: options[k] for k in ("atol", "rtol", "axes", "integer_note")}
-
-
-def _mistake_made(answer, expected, cases: list, options: dict) -> str | None:
-    """The `says` of the first common mistake whose wrong answer the learner's matches on every
-    input set (and that differs from the right answer on one), or None."""
-    tolerance = _tolerance(options)
-    for mistake in options["mistakes"]:
-        try:
-            differs = False
-            for case in cases:
-                mine = _run(answer, case) if case is not None else answer
-                right = expected
-                if case is not None and callable(expected):
-                    right = _run(expected, case)
-                wrong = variant(expected, case, mistake)
-                if compare(mine, wrong, **tolerance) is not None:
-                    break
-                differs = differs or compare(wrong, right, **tolerance) is not None
-            else:
-                if differs:
-                    return mistake.says
-        except Exception:  # noqa: BLE001 - a variant that does not apply to these inputs
-            continue
-    return None
 
 
 def grading_mode() -> bool:
@@ -228,7 +212,9 @@ def check(
             reason = _verdict(answer, expected, case, test, options)
             if reason:
                 if test is None and options["mistakes"]:
-                    if says := _mistake_made(answer, expected, todo, options):
+                    says = mistake_made(answer, expected, todo, options["mistakes"],
+                                        **_tolerance(options))  # fmt: skip
+                    if says:
                         reason = f"{says} ({reason})"
                 if len(todo) > 1:
                     reason = f"on input set {i + 1} of {len(todo)}: {reason}"
@@ -286,53 +272,13 @@ def hint(name: str) -> str:
     return _Quiet(text)
 
 
-class Progress(str):
-    """What `progress` returns: its text (printed already, so a notebook shows it once), with
-    the counts as attributes."""
-
-    solved: int
-    total: int
-    revisit: tuple[str, ...]
-    untried: tuple[str, ...]
-
-    def _ipython_display_(self) -> None:
-        pass
-
-
 def progress(number: str) -> Progress:
     """Print and return "N of M exercises solved" for notebook `number` ("07"), with the
     exercises to revisit (their last check failed) and those not tried yet. It reads what the
     checks of this kernel recorded, so it is right after cells are run again in any order."""
-    number = f"{int(number):02d}" if str(number).isdigit() else str(number)
-    exercises = notebook_exercises(number)
-    if not exercises:
-        raise ValueError(f"notebook {number!r} has no registered exercises")
-    revisit = [e for e in exercises if e.name in _RESULTS and not _RESULTS[e.name]["passed"]]
-    untried = [e for e in exercises if e.name not in _RESULTS]
-    solved = len(exercises) - len(revisit) - len(untried)
-    text = f"Notebook {number}: {solved} of {len(exercises)} exercises solved."
-    if revisit:
-        text += (
-            " Revisit: "
-            + "; ".join(f'{e.title} (check "{e.name}": {_last_reason(e.name)})' for e in revisit)
-            + "."
-        )
-    if untried:
-        text += " Not tried yet: " + ", ".join(f'{e.title} ("{e.name}")' for e in untried) + "."
-    if solved == len(exercises):
-        text += " Every bonfire of this notebook is lit."
-    print(text)
-    out = Progress(text)
-    out.solved, out.total = solved, len(exercises)
-    out.revisit = tuple(e.name for e in revisit)
-    out.untried = tuple(e.name for e in untried)
+    out = summary(number, _RESULTS)
+    print(out)
     return out
-
-
-def _last_reason(name: str) -> str:
-    failed = [p for p in _RESULTS[name]["parts"] if not p["passed"]]
-    reason = str(failed[-1]["reason"]) if failed else "failed"
-    return reason if len(reason) <= 80 else reason[:77] + "..."
 
 
 def results() -> dict[str, dict]:

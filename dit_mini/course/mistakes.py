@@ -32,8 +32,9 @@ first, in the order written; then transforms on its output:
   for a mean taken as a sum use `times`); `scale_keys = {key = k}` (dict entries scaled);
   `halve_items = k` (every number of a nested list or tuple divided by 2**k, rounded down).
 
-`variant(reference, inputs, mistake)` computes the wrong answer; `TRANSFORMS` lists the names.
-Used by `dit_mini.course.exercises.check`.
+`variant(reference, inputs, mistake)` computes the wrong answer; `mistake_made` says which
+mistake explains a learner's answer; `TRANSFORMS` lists the names. Used by
+`dit_mini.course.exercises.check`.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["INPUT_TRANSFORMS", "OUTPUT_TRANSFORMS", "TRANSFORMS", "variant"]
+from .answers import compare
+
+__all__ = ["INPUT_TRANSFORMS", "OUTPUT_TRANSFORMS", "TRANSFORMS", "mistake_made", "variant"]
 
 
 def _swap(args: list, ij) -> list:
@@ -183,3 +186,34 @@ def variant(reference, inputs, steps) -> object:
                 i, k = spec
                 out = original[i] + k * (out - original[i])
     return out
+
+
+def _call(fn, inputs):
+    if isinstance(inputs, dict):
+        return fn(**inputs)
+    return fn(*inputs) if isinstance(inputs, tuple) else fn(inputs)
+
+
+def mistake_made(answer, reference, cases: list, mistakes, **tolerance) -> str | None:
+    """The `says` of the first of `mistakes` whose wrong answer the learner's `answer` matches
+    on every input set of `cases` (None: `answer` and `reference` are values) and that differs
+    from the reference's on one of them; None when no mistake explains the answer. `tolerance`
+    goes to `compare` (atol, rtol, axes, integer_note)."""
+    for mistake in mistakes:
+        try:
+            differs = False
+            for case in cases:
+                mine = _call(answer, case) if case is not None else answer
+                right = reference
+                if case is not None and callable(reference):
+                    right = _call(reference, case)
+                wrong = variant(reference, case, mistake)
+                if compare(mine, wrong, **tolerance) is not None:
+                    break
+                differs = differs or compare(wrong, right, **tolerance) is not None
+            else:
+                if differs:
+                    return mistake.says
+        except Exception:  # noqa: BLE001 - a variant that does not apply to these inputs
+            continue
+    return None
