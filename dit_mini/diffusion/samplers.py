@@ -30,6 +30,7 @@ __all__ = [
     "draw_noise",
     "denoising_steps",
     "ddim_timesteps",
+    "ddpm_posterior",
     "ddpm_step",
     "ddpm_sample",
     "ddim_step",
@@ -86,6 +87,25 @@ def ddim_timesteps(num_timesteps: int, steps: int, spacing: str = "trailing") ->
     return [int(t) for t in ts]
 
 
+def ddpm_posterior(
+    x0: torch.Tensor, x_t: torch.Tensor, t: int, schedule: NoiseSchedule
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and variance of the Gaussian posterior q(x_{t-1} | x_t, x0) (Ho et al., eq. 6-7).
+
+    Bayes' rule on two Gaussians in x_{t-1}: the step q(x_t | x_{t-1}) and the jump
+    q(x_{t-1} | x0); precisions add, means are precision-weighted. Derived in notebook 03.
+    At t = 0 the previous level is the clean image (alpha_bar = 1): mean x0, variance 0.
+
+    Shapes: x0, x_t (B, C, H, W); t an int -> mean (B, C, H, W), variance a 0-d float64 tensor.
+    """
+    beta, alpha = schedule.betas[t], schedule.alphas[t]
+    ab = schedule.alpha_bar[t]
+    ab_prev = schedule.alpha_bar[t - 1] if t > 0 else torch.ones((), dtype=ab.dtype)
+    coef_x0 = beta * ab_prev.sqrt() / (1 - ab)
+    coef_xt = (1 - ab_prev) * alpha.sqrt() / (1 - ab)
+    return float(coef_x0) * x0 + float(coef_xt) * x_t, beta * (1 - ab_prev) / (1 - ab)
+
+
 def ddpm_step(
     model_out: torch.Tensor,
     x_t: torch.Tensor,
@@ -106,16 +126,12 @@ def ddpm_step(
     if clip_x0:
         x0 = x0.clamp(-1, 1)
     # 2. Posterior q(x_{t-1} | x_t, x0): mean (eq. 7) and variance beta_tilde.
-    beta, alpha = schedule.betas[t], schedule.alphas[t]
-    ab = schedule.alpha_bar[t]
-    ab_prev = schedule.alpha_bar[t - 1] if t > 0 else torch.ones((), dtype=ab.dtype)
-    coef_x0 = beta * ab_prev.sqrt() / (1 - ab)
-    coef_xt = (1 - ab_prev) * alpha.sqrt() / (1 - ab)
-    mean = float(coef_x0) * x0 + float(coef_xt) * x_t
+    mean, variance = ddpm_posterior(x0, x_t, t, schedule)
     if t == 0:
         return mean, x0
     # 3. Variance: beta_tilde, or the learned interpolation of Nichol & Dhariwal (eq. 15).
-    log_var = torch.full_like(x_t, float((beta * (1 - ab_prev) / (1 - ab)).log()))
+    beta = schedule.betas[t]
+    log_var = torch.full_like(x_t, float(variance.log()))
     if var_out is not None:
         frac = (var_out + 1) / 2
         log_var = frac * float(beta.log()) + (1 - frac) * log_var

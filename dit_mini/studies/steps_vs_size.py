@@ -7,7 +7,8 @@ model catch up with a big one. `steps_vs_size` repeats that measurement on relic
 trained DiTs (the shipped `dit-tiny` and the `nano` of `assets/steps_vs_size/`): each model samples
 the same labels from the same starting noise at several step counts, and each run is graded by
 the relic classifier (class accuracy, FID in its features beside the real-vs-real floor) and
-priced by `sampling_bill`. Taught in notebook 09 (DPS).
+priced by `sampling_bill`; `halving_ratios` reads off what halving the steps did to FID (the
+prediction exercise of notebook 09). Taught in notebook 09 (DPS).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ..metrics.classifier import score_samples
 from ..metrics.flops import count_gflops
 from ..models.pretrained import load_pretrained
 
-__all__ = ["sampling_bill", "steps_vs_size"]
+__all__ = ["sampling_bill", "steps_vs_size", "halving_ratios"]
 
 
 def sampling_bill(
@@ -91,3 +92,19 @@ def steps_vs_size(
                 }
             )
     return rows
+
+
+def halving_ratios(rows: Sequence[Mapping], name: str, metric: str = "fid") -> dict[int, float]:
+    """metric(S / 2) / metric(S) for every step count S of model `name` whose half also ran.
+
+    A ratio above 1 means halving the steps made the score larger (worse, for FID). `rows` are
+    `steps_vs_size`'s. Shapes: -> {S: ratio}, S in increasing order.
+    """
+    runs = {r["steps"]: float(r[metric]) for r in rows if r["name"] == name}
+    if not runs:
+        names = sorted({r["name"] for r in rows})
+        raise ValueError(f"no runs of {name!r}; the rows hold {names}")
+    ratios = {s: runs[s // 2] / runs[s] for s in sorted(runs) if s % 2 == 0 and s // 2 in runs}
+    if not ratios:
+        raise ValueError(f"{name!r} ran at {sorted(runs)} steps: no count and its half both ran")
+    return ratios
