@@ -1,14 +1,18 @@
-"""The course as a static website: every notebook executed in FAST mode and rendered to HTML.
+"""The course as a static website: every notebook executed in FAST mode, rendered by Sphinx.
 
 The notebooks are stored without outputs, so a notebook read on GitHub shows no picture.
 `build_site` runs each notebook top to bottom in a fresh kernel (FAST mode, the notebook's own
-folder as the working directory), turns it into an HTML page with its figures embedded, and
-writes beside the pages a table of contents (`index.html`), the glossary (`glossary.html`) and
-the measurement log (`measurements.html`). Widgets need a live kernel: on a page each widget
-output becomes its static fallback (the quiz's question with the answer folded away) or a short
-note, and the static copy of the picture that every widget cell also draws is what the reader
-sees. Links between notebooks, to the glossary and to the measurement log point at the pages;
-links to other files of the repository point at GitHub.
+folder as the working directory) and prepares its outputs for a page that has no kernel
+(`static_outputs`, `for_the_page`): each widget output becomes its static fallback (the quiz's
+question with the answer folded away) or a short note, beside the static copy of the picture
+that every widget cell also draws; an exercise cell is set apart under a box that says what to
+write; a check cell says what it checks and that it answers when the notebook runs, instead of
+"You died: not solved yet" and a stray `False`. Then Sphinx (myst-nb, sphinx-book-theme; see
+`site_book`) renders the executed notebooks without running them again, with the table of
+contents (`index.html`), the glossary (`glossary.html`) and the measurement log
+(`measurements.html`). Links between notebooks, to the glossary and to the measurement log point
+at the pages, notebook numbers in the glossary and in tables with a "notebook" column become
+links, and links to other files of the repository point at GitHub.
 
 `check_site` is the link checker: every relative link and image of every page must land on a
 file of the site (and on an element with that id when it names an anchor), and every notebook
@@ -21,26 +25,29 @@ renders the solution notebooks instead. Used by `dit-mini course site OUT [--sol
 from __future__ import annotations
 
 import copy
-import html
 import os
 import re
+import tempfile
 import time
 from collections.abc import Callable
-from datetime import date
 from html.parser import HTMLParser
 from pathlib import Path
 
-from .. import __version__
 from ..runtime import FAST_ENV
-from .exercises import GRADING_ENV
+from .exercises import FAIL_PREFIX, GRADING_ENV
+from .hints import EXERCISES
 from .notebooks import REPOSITORY
 from .quiz import WIDGET_VIEW
+from .site_book import index_page, launch_links, run_sphinx, write_project
 
 __all__ = [
     "NOTEBOOKS",
+    "WIDGET_NOTE",
     "github_slug",
     "rewrite_links",
+    "link_notebook_numbers",
     "static_outputs",
+    "for_the_page",
     "build_site",
     "check_site",
 ]
@@ -48,21 +55,19 @@ __all__ = [
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 WIDGET_NOTE = (
     '<p class="dit-widget-note"><em>An interactive control sits here when the notebook runs in '
-    "JupyterLab or Colab; the picture below it is its starting view.</em></p>"
+    "JupyterLab, Colab or Binder; the picture below it is its starting view.</em></p>"
 )
-PAGES = {  # the course folder's Markdown files, and their pages
-    "README.md": "index.html",
-    "GLOSSARY.md": "glossary.html",
-    "MEASUREMENTS.md": "measurements.html",
+PAGES = {
+    "README.md": "index.md",
+    "GLOSSARY.md": "glossary.md",
+    "MEASUREMENTS.md": "measurements.md",
 }
 LINK = re.compile(r"(\]\()([^)\s]+)(\))")
-STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 0 auto; padding: 1rem; }
-nav.dit-nav { display: flex; gap: 1.2rem; padding: .6rem 0; border-bottom: 1px solid #ddd; }
-nav.dit-nav.bottom { border-top: 1px solid #ddd; border-bottom: none; }
-table { border-collapse: collapse; } td, th { border: 1px solid #ddd; padding: .3rem .6rem; }
-code, pre { background: #f6f8fa; }
-"""
+KEPT = re.compile(r"\[[^\]]*\]\([^)]*\)|`[^`\n]*`|\$\$.*?\$\$|\$[^$\n]*\$|^#.*$", re.S | re.M)
+NUMBERS = re.compile(r"\b([Nn]otebooks? )(\d\d(?:(?:, | and | to | or )\d\d)*)\b")
+NUMBER_LIST = re.compile(r"\s*\d\d(?:\s*(?:,|and|to|or)\s*\d\d)*\s*")
+CHECK_NAME = re.compile(r"""check\(\s*["']([^"']+)["']""")
+NOISE = {"True", "False", "<All keys matched successfully>"}  # results a static page drops
 
 
 def github_slug(heading: str) -> str:
@@ -82,7 +87,7 @@ def rewrite_links(markdown: str, folder: Path, pages: dict[str, str]) -> str:
 
     `pages` maps a file name of `folder` (a notebook, README.md, GLOSSARY.md, MEASUREMENTS.md) to
     its page; a link to any other file of the repository becomes its GitHub address; a link to a
-    file that does not exist is left alone, for `check_site` to report.
+    file that does not exist is left alone, for Sphinx and `check_site` to report.
     """
 
     def one(match: re.Match) -> str:
@@ -101,44 +106,36 @@ def rewrite_links(markdown: str, folder: Path, pages: dict[str, str]) -> str:
     return LINK.sub(one, markdown)
 
 
-def _markdown_page(title: str, markdown: str, nav: str) -> str:
-    """A standalone HTML page of a Markdown text, headings carrying GitHub's anchors."""
-    import mistune  # deferred: comes with nbconvert (the `notebooks` extra)
+def link_notebook_numbers(markdown: str, targets: dict[str, str]) -> str:
+    """Make notebook numbers links: "Notebook 07", "notebooks 05 and 07" in prose, and "05, 07"
+    in the column of a table headed "notebook". `targets` maps a number ("07") to the link
+    target; numbers it lacks, and text inside links, code and math, are left alone."""
 
-    body = mistune.create_markdown(plugins=["table", "strikethrough"])(markdown)
+    def numbers(text: str) -> str:
+        return re.sub(
+            r"\d\d", lambda m: f"[{m[0]}]({targets[m[0]]})" if m[0] in targets else m[0], text
+        )
 
-    def with_id(match: re.Match) -> str:
-        level, text = match.group(1), match.group(2)
-        anchor = github_slug(html.unescape(re.sub(r"<[^>]+>", "", text)))
-        return f'<h{level} id="{anchor}">{text}</h{level}>'
+    def prose(text: str) -> str:
+        return NUMBERS.sub(lambda m: m.group(1) + numbers(m.group(2)), text)
 
-    body = re.sub(r"<h([1-6])>(.*?)</h\1>", with_id, body)
-    return (
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>"
-        f"<body>{nav}\n{body}\n{nav.replace('dit-nav', 'dit-nav bottom')}</body></html>\n"
-    )
-
-
-def _nav(pages: list[tuple[str, str]], index: int | None) -> str:
-    """Contents, previous and next page, glossary: the bar on top of every page."""
-    links = ['<a href="index.html">contents</a>']
-    for word, j in (("previous", -1), ("next", 1)):
-        if index is not None and 0 <= index + j < len(pages):
-            page, title = pages[index + j]
-            links.append(f'<a href="{page}">{word}: {html.escape(title)}</a>')
-    links.append('<a href="glossary.html">glossary</a>')
-    links.append('<a href="measurements.html">measurements</a>')
-    return f'<nav class="dit-nav">{" ".join(links)}</nav>'
-
-
-def _title(nb) -> str:
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            for line in cell.source.splitlines():
-                if line.startswith("# "):
-                    return line[2:].strip()
-    return "notebook"
+    out, last = [], 0
+    for match in KEPT.finditer(markdown):
+        out += [prose(markdown[last : match.start()]), match.group(0)]
+        last = match.end()
+    lines = "".join(out + [prose(markdown[last:])]).split("\n")
+    column = None
+    for i, line in enumerate(lines):
+        cells = line.strip().strip("|").split("|")
+        if not line.lstrip().startswith("|"):
+            column = None
+        elif i + 1 < len(lines) and re.fullmatch(r"\s*\|?[\s:|-]+\|?\s*", lines[i + 1]):
+            heads = [c.strip().lower() for c in cells]
+            column = next((j for j, h in enumerate(heads) if h in ("notebook", "notebooks")), None)
+        elif column is not None and column < len(cells) and NUMBER_LIST.fullmatch(cells[column]):
+            cells[column] = numbers(cells[column])
+            lines[i] = "|" + "|".join(cells) + "|"
+    return "\n".join(lines)
 
 
 def _execute(nb, folder: Path, timeout: int, fast: bool) -> None:
@@ -157,8 +154,10 @@ def _execute(nb, folder: Path, timeout: int, fast: bool) -> None:
 
 
 def static_outputs(nb) -> int:
-    """Replace widget outputs by their static fallback (or a note); returns how many."""
+    """Replace widget outputs by their static fallback (or a note); returns how many. The
+    notebook's saved widget state goes too (a static page has no widget manager to load)."""
     replaced = 0
+    nb.metadata.pop("widgets", None)
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             data = output.get("data", {})
@@ -172,6 +171,117 @@ def static_outputs(nb) -> int:
     return replaced
 
 
+def _titles(source: str) -> str:
+    names = dict.fromkeys(CHECK_NAME.findall(source))
+    return ", ".join(f'"{EXERCISES[n].title}"' if n in EXERCISES else n for n in names)
+
+
+def _tag(cell, tag: str) -> None:
+    cell.metadata["tags"] = [*cell.metadata.get("tags", []), tag]
+
+
+def for_the_page(nb, name: str, solved: bool = False) -> None:
+    """Prepare an executed notebook for a page without a kernel (in place).
+
+    Under the title: the launch bar (`site_book.launch_links`). Before each exercise cell
+    (nbgrader `solution: true`): a box naming the exercise and what to write (`solved`: that the
+    solution is shown); the cell is tagged
+    `dit-exercise` (set apart by the stylesheet). Each check cell (nbgrader `grade: true`) is
+    tagged `dit-check`; a failed check's line ("You died: ... not solved yet ... hint(...)") and
+    a bare True/False result give way to one note saying what the cell checks and that it
+    answers when the notebook runs; a passed check's line stays. Anywhere, a result that only
+    says "<All keys matched successfully>" is dropped.
+    """
+    import nbformat  # deferred: the `notebooks` and `test` extras
+
+    cells = []
+    for i, cell in enumerate(nb.cells):
+        grader = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "code" and grader.get("solution"):
+            following = (
+                c for c in nb.cells[i + 1 :] if c.metadata.get("nbgrader", {}).get("grade")
+            )
+            checked = _titles(next(following, {"source": ""})["source"])
+            text = (
+                "The solution is shown here; in the learner's copy this cell is blank. "
+                if solved
+                else "Write your code in the cell below where it says `# YOUR CODE HERE`, in "
+                "your copy of the notebook: the buttons at the top of the page open it. "
+            ) + "The check after it tells whether the code works."
+            title = f"Exercise: {checked}" if checked else "Exercise"
+            text = f":::{{admonition}} {title}\n:class: dit-exercise\n{text}\n:::"
+            cells.append(nbformat.v4.new_markdown_cell(text))
+            _tag(cell, "dit-exercise")
+        if cell.cell_type == "code" and grader.get("grade"):
+            _tag(cell, "dit-check")
+            _check_outputs(cell)
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if _text(o).strip() not in NOISE]
+        cells.append(cell)
+        if i == 0:
+            cells.append(nbformat.v4.new_markdown_cell(launch_links(name)))
+    nb.cells = cells
+
+
+def _text(output) -> str:
+    if output.get("output_type") == "stream":
+        return output.get("text", "")
+    data = output.get("data", {})
+    return data.get("text/plain", "") if set(data) == {"text/plain"} else "<rich>"
+
+
+def _check_outputs(cell) -> None:
+    kept, failed = [], False
+    for output in cell.outputs:
+        text = _text(output)
+        if output.get("output_type") == "stream":
+            lines = text.splitlines(keepends=True)
+            failed |= any(line.startswith(FAIL_PREFIX) for line in lines)
+            text = "".join(line for line in lines if not line.startswith(FAIL_PREFIX))
+            if text.strip():
+                kept.append({**output, "text": text})
+        elif text.strip() not in NOISE:
+            kept.append(output)
+    if failed or not kept:
+        import nbformat  # deferred: the `notebooks` and `test` extras
+
+        what = _titles(cell.source) or "the exercise above"
+        note = (
+            f'<p class="dit-check-note"><strong>Check: {what}.</strong> When the notebook runs '
+            "(open it with the buttons at the top of the page), this cell tests your code and "
+            "answers <em>Bonfire lit</em>, or says what is wrong and how to fix it.</p>"
+        )
+        plain = f"Check: {what}. Run the notebook to test your code."
+        data = {"text/html": note, "text/plain": plain}
+        kept.insert(0, nbformat.v4.new_output("display_data", data=data))
+    cell.outputs = kept
+
+
+def _title(nb) -> str:
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+    return "notebook"
+
+
+def _run(path: Path, nb, timeout: int, fast: bool, progress: Callable[[str], None]):
+    """`nb` executed (a copy); a kernel that died (not a cell that raised) gets one more run."""
+    import nbformat  # deferred: the `notebooks` and `test` extras
+
+    for attempt in (1, 2):
+        executed = nbformat.from_dict(copy.deepcopy(nb))
+        try:
+            _execute(executed, path.parent.resolve(), timeout, fast)
+            return executed
+        except Exception as error:  # noqa: BLE001 - any failure names the notebook
+            if type(error).__name__ == "DeadKernelError" and attempt == 1:
+                progress(f"{path.name}: the kernel died; running the notebook once more")
+                continue
+            raise RuntimeError(f"{path.name} failed while the site was built: {error}") from error
+
+
 def build_site(
     out: str | Path,
     source: str | Path | None = None,
@@ -179,17 +289,17 @@ def build_site(
     timeout: int = 900,
     fast: bool = True,
     progress: Callable[[str], None] = print,
-) -> list[Path]:
-    """Execute the course notebooks and write the static site to `out`; returns the pages.
+) -> list[str]:
+    """Execute the course notebooks and write the static site to `out`; returns Sphinx's warnings.
 
     `source` is the folder of notebooks to render: the checkout's notebooks/ (the learners'
-    copies) by default, or notebooks/solutions/. The GLOSSARY.md and MEASUREMENTS.md of the course
-    folder (`source`, or its parent for solutions/) become the glossary and measurements pages,
-    and the notebooks' links are read relative to it. `names` limits the build to some notebooks
-    (file names), for a quick look. A cell that raises stops the build, naming the notebook.
+    copies) by default, or notebooks/solutions/. The README.md, GLOSSARY.md and MEASUREMENTS.md
+    of the course folder (`source`, or its parent for solutions/) give the table of contents, the
+    glossary and the measurement log, and the notebooks' links are read relative to it. `names`
+    limits the build to some notebooks (file names), for a quick look. A cell that raises stops
+    the build, naming the notebook (RuntimeError).
     """
     import nbformat  # deferred: the `notebooks` and `test` extras
-    from nbconvert import HTMLExporter  # deferred: comes with JupyterLab (the `notebooks` extra)
 
     source = Path(source) if source is not None else NOTEBOOKS
     if not source.is_dir():
@@ -215,69 +325,37 @@ def build_site(
         raise ValueError(f"{out} is a file; the site needs a folder: pass a folder name as OUT")
     out.mkdir(parents=True, exist_ok=True)
 
-    page_of = {p.name: p.with_suffix(".html").name for p in paths} | PAGES
-    notebooks_read = [nbformat.read(p, as_version=4) for p in paths]
-    order = [(page_of[p.name], _title(nb)) for p, nb in zip(paths, notebooks_read, strict=True)]
-    exporter = HTMLExporter(template_name="lab")
-    written = []
-    for i, (path, nb) in enumerate(zip(paths, notebooks_read, strict=True)):
+    page_of = {p.name: p.name for p in paths} | PAGES
+    every = sorted(root.glob("[0-9][0-9]_*.ipynb"))
+    numbers = {p.name[:2]: _github_url(p) for p in every} | {p.name[:2]: p.name for p in paths}
+
+    def markdown(text: str) -> str:
+        return link_notebook_numbers(rewrite_links(text, root, page_of), numbers)
+
+    pages, titles = {}, {}
+    for path in paths:
         start = time.perf_counter()
+        nb = nbformat.read(path, as_version=4)
+        titles[path.name] = _title(nb)
         for cell in nb.cells:
             if cell.cell_type == "markdown":
-                cell.source = rewrite_links(cell.source, root, page_of)
-        executed = None
-        for attempt in (1, 2):  # a kernel that died (not a cell that raised) gets one more run
-            executed = nbformat.from_dict(copy.deepcopy(nb))
-            try:
-                _execute(executed, path.parent.resolve(), timeout, fast)
-                break
-            except Exception as error:  # noqa: BLE001 - any failure names the notebook
-                if type(error).__name__ == "DeadKernelError" and attempt == 1:
-                    progress(f"{path.name}: the kernel died; running the notebook once more")
-                    continue
-                raise RuntimeError(
-                    f"{path.name} failed while the site was built: {error}"
-                ) from error
-        nb = executed
+                cell.source = markdown(cell.source)
+        nb = _run(path, nb, timeout, fast, progress)
         static_outputs(nb)
-        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": order[i][1]}})
-        nav = _nav(order, i)
-        body = re.sub(r"(<body[^>]*>)", lambda m, nav=nav: f"{m.group(1)}\n{nav}", body, count=1)
-        body = body.replace("</body>", f"{nav.replace('dit-nav', 'dit-nav bottom')}\n</body>", 1)
-        page = out / order[i][0]
-        page.write_text(body.replace("</head>", f"<style>{STYLE}</style></head>", 1))
-        written.append(page)
-        progress(f"wrote {page} ({time.perf_counter() - start:.0f} s)")
-
-    written += _text_pages(out, root, order, page_of, solutions)
-    progress(f"wrote {out / 'index.html'}: {len(paths)} notebooks, glossary, measurements")
-    return written
-
-
-def _text_pages(out: Path, root: Path, order, page_of, solutions: bool) -> list[Path]:
-    """index.html (the table of contents), glossary.html and measurements.html."""
-    nav = _nav(order, None)
-    rows = "\n".join(f"| {i:02d} | [{title}]({page}) |" for i, (page, title) in enumerate(order))
-    kind = "solution notebooks" if solutions else "learners' copies (exercises left blank)"
-    index = (
-        "# dit-mini: the course, rendered\n\n"
-        "Diffusion Transformers taught through a hard action game. Each page is a course "
-        f"notebook run top to bottom in FAST mode (the {kind}), with its figures. Sliders, menus "
-        "and quizzes need a live kernel: open the notebooks in JupyterLab or Colab to move them "
-        f"(https://github.com/{REPOSITORY}).\n\n"
-        "| # | notebook |\n|---|---|\n"
-        f"{rows}\n\n"
-        "Terms: [glossary](glossary.html). Where every number was measured: "
-        "[measurements](measurements.html).\n\n"
-        f"*Built on {date.today().isoformat()} with dit-mini {__version__}.*\n"
-    )
-    pages = [(out / "index.html", "dit-mini course", index)]
+        for_the_page(nb, path.name, solved=solutions)
+        pages[path.name] = nbformat.writes(nb)
+        progress(f"ran {path.name} ({time.perf_counter() - start:.0f} s)")
+    readme = (root / "README.md").read_text() if (root / "README.md").exists() else ""
+    pages["index.md"] = index_page([p.name for p in paths], titles, readme, solutions)
     for name in ("GLOSSARY.md", "MEASUREMENTS.md"):
-        text = rewrite_links((root / name).read_text(), root, page_of)
-        pages.append((out / page_of[name], name[:-3].capitalize(), text))
-    for page, title, text in pages:
-        page.write_text(_markdown_page(title, text, nav))
-    return [p for p, _, _ in pages]
+        pages[PAGES[name]] = markdown((root / name).read_text())
+    with tempfile.TemporaryDirectory(prefix="dit-mini-site-") as work:
+        write_project(Path(work) / "src", pages)
+        warnings = run_sphinx(Path(work) / "src", out, Path(work))
+    for warning in warnings:
+        progress(f"sphinx: {warning}")
+    progress(f"wrote {out / 'index.html'}: {len(paths)} notebooks, glossary, measurements")
+    return warnings
 
 
 class _Links(HTMLParser):
@@ -321,10 +399,10 @@ def check_site(out: str | Path) -> list[str]:
             if re.match(r"^[a-z][a-z0-9+.-]*:", link):  # http(s):, data:, mailto: not fetched
                 continue
             file, _, anchor = link.partition("#")
+            file = file.split("?")[0]  # a stylesheet's ?digest=...
             target = file or name
             if target not in parsed:
-                exists = (out / target).exists()
-                if not exists:
+                if not (out / target).exists():
                     problems.append(f"{name}: link to {link}: no such file in the site")
                 continue
             if anchor and anchor not in parsed[target].ids:
