@@ -38,7 +38,7 @@ from .exercises import FAIL_PREFIX, GRADING_ENV
 from .hints import EXERCISES
 from .notebooks import REPOSITORY
 from .quiz import WIDGET_VIEW
-from .site_book import index_page, launch_links, run_sphinx, write_project
+from .site_book import GITHUB, index_page, launch_links, run_sphinx, write_project
 
 __all__ = [
     "NOTEBOOKS",
@@ -239,7 +239,8 @@ def _check_outputs(cell) -> None:
             failed |= any(line.startswith(FAIL_PREFIX) for line in lines)
             text = "".join(line for line in lines if not line.startswith(FAIL_PREFIX))
             if text.strip():
-                kept.append({**output, "text": text})
+                output["text"] = text
+                kept.append(output)
         elif text.strip() not in NOISE:
             kept.append(output)
     if failed or not kept:
@@ -327,7 +328,8 @@ def build_site(
 
     page_of = {p.name: p.name for p in paths} | PAGES
     every = sorted(root.glob("[0-9][0-9]_*.ipynb"))
-    numbers = {p.name[:2]: _github_url(p) for p in every} | {p.name[:2]: p.name for p in paths}
+    numbers = {p.name[:2]: f"{GITHUB}/blob/main/notebooks/{p.name}" for p in every}
+    numbers |= {p.name[:2]: p.name for p in paths}
 
     def markdown(text: str) -> str:
         return link_notebook_numbers(rewrite_links(text, root, page_of), numbers)
