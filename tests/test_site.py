@@ -49,11 +49,14 @@ def test_links_point_at_pages_or_github():
 
 def test_notebook_numbers_become_links_in_prose_and_in_a_notebook_column():
     targets = {"03": "03_a.ipynb", "05": "05_b.ipynb", "07": f"{GITHUB}/07_c.ipynb"}
-    prose = "Notebook 07. See notebooks 03 and 05, [notebook 03](x.ipynb), `notebook 05`, $05$."
+    prose = "# Notebook 05\nNotebook 07. See notebooks 03 and 05, [notebook 03](x.ipynb), "
+    prose += "`notebook 05`, $05$.\n```\nnotebook 05\n```"
     out = link_notebook_numbers(prose, targets)
-    assert out.startswith(f"Notebook [07]({GITHUB}/07_c.ipynb). See notebooks [03](03_a.ipynb)")
+    assert out.startswith(
+        f"# Notebook 05\nNotebook [07]({GITHUB}/07_c.ipynb). See notebooks [03](03_a.ipynb)"
+    )
     assert "and [05](05_b.ipynb)," in out
-    assert "[notebook 03](x.ipynb), `notebook 05`, $05$." in out  # links, code, math left alone
+    assert "[notebook 03](x.ipynb), `notebook 05`, $05$.\n```\nnotebook 05\n```" in out  # kept
     table = "| piece | notebook |\n|---|---|\n| patches | 05, 07 |\n| loss | 03 |\n| x 05 | 99 |"
     out = link_notebook_numbers(table, targets)
     assert f"| [05](05_b.ipynb), [07]({GITHUB}/07_c.ipynb) |" in out

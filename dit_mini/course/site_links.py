@@ -20,7 +20,9 @@ __all__ = ["NOTEBOOKS", "github_slug", "rewrite_links", "link_notebook_numbers",
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 LINK = re.compile(r"(\]\()([^)\s]+)(\))")
-KEPT = re.compile(r"\[[^\]]*\]\([^)]*\)|`[^`\n]*`|\$\$.*?\$\$|\$[^$\n]*\$|^#.*$", re.S | re.M)
+KEPT = re.compile(
+    r"```.*?```|\[[^\]]*\]\([^)]*\)|`[^`\n]*`|\$\$.*?\$\$|\$[^$\n]*\$|^#[^\n]*", re.S | re.M
+)
 NUMBERS = re.compile(r"\b([Nn]otebooks? )(\d\d(?:(?:, | and | to | or )\d\d)*)\b")
 NUMBER_LIST = re.compile(r"\s*\d\d(?:\s*(?:,|and|to|or)\s*\d\d)*\s*")
 
