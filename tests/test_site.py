@@ -126,6 +126,18 @@ def test_a_page_without_a_kernel_shows_exercises_and_checks_not_deaths():
     assert loads.outputs == []  # <All keys matched successfully>
 
 
+def test_a_follow_up_cell_that_calls_check_loses_its_death_but_gains_no_note_when_silent():
+    died = nbformat.v4.new_output("stream", name="stdout", text="drawn\nYou died: MyDiT: no.\n")
+    loud = nbformat.v4.new_code_cell('check("14.mydit", a, b)\nprint("drawn")')
+    loud.outputs = [died]
+    silent = nbformat.v4.new_code_cell('check("14.mydit", a, b, quiet=True)')
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 14"), loud, silent])
+    for_the_page(nb, "14_new_game_plus.ipynb")
+    note, kept = nb.cells[2].outputs
+    assert "dit-check-note" in note.data["text/html"] and kept.text == "drawn\n"
+    assert nb.cells[3].outputs == [] and "tags" not in nb.cells[3].metadata
+
+
 def test_a_passed_check_keeps_its_line_and_a_solution_says_so():
     nb = _course_notebook("Bonfire lit: alpha_bar from betas.\n")
     for_the_page(nb, "01_fog.ipynb", solved=True)

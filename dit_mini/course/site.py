@@ -25,6 +25,7 @@ renders the solution notebooks instead. Used by `dit-mini course site OUT [--sol
 from __future__ import annotations
 
 import copy
+import html
 import os
 import re
 import tempfile
@@ -113,10 +114,11 @@ def for_the_page(nb, name: str, solved: bool = False) -> None:
     (nbgrader `solution: true`): a box naming the exercise and what to write (`solved`: that the
     solution is shown); the cell is tagged
     `dit-exercise` (set apart by the stylesheet). Each check cell (nbgrader `grade: true`) is
-    tagged `dit-check`; a failed check's line ("You died: ... not solved yet ... hint(...)") and
-    a bare True/False result give way to one note saying what the cell checks and that it
-    answers when the notebook runs; a passed check's line stays. Anywhere, a result that only
-    says "<All keys matched successfully>" is dropped.
+    tagged `dit-check`; in it, and in any other cell that calls check(), a failed check's line
+    ("You died: ... not solved yet ... hint(...)") and a bare True/False result give way to one
+    note saying what the cell checks and that it answers when the notebook runs (a check cell
+    left with no output gets the note too); a passed check's line stays. Anywhere, a result that
+    only says "<All keys matched successfully>" is dropped.
     """
     import nbformat  # deferred: the `notebooks` and `test` extras
 
@@ -140,7 +142,8 @@ def for_the_page(nb, name: str, solved: bool = False) -> None:
             _tag(cell, "dit-exercise")
         if cell.cell_type == "code" and grader.get("grade"):
             _tag(cell, "dit-check")
-            _check_outputs(cell)
+        if cell.cell_type == "code" and (grader.get("grade") or CHECK_NAME.search(cell.source)):
+            _check_outputs(cell, grader.get("grade", False))  # a follow-up may call check()
         if cell.cell_type == "code":
             cell.outputs = [o for o in cell.outputs if _text(o).strip() not in NOISE]
         cells.append(cell)
@@ -156,7 +159,7 @@ def _text(output) -> str:
     return data.get("text/plain", "") if set(data) == {"text/plain"} else "<rich>"
 
 
-def _check_outputs(cell) -> None:
+def _check_outputs(cell, graded: bool) -> None:
     kept, failed = [], False
     for output in cell.outputs:
         text = _text(output)
@@ -169,14 +172,15 @@ def _check_outputs(cell) -> None:
                 kept.append(output)
         elif text.strip() not in NOISE:
             kept.append(output)
-    if failed or not kept:
+    if failed or (graded and not kept):
         import nbformat  # deferred: the `notebooks` and `test` extras
 
         what = _titles(cell.source) or "the exercise above"
         note = (
-            f'<p class="dit-check-note"><strong>Check: {what}.</strong> When the notebook runs '
-            "(open it with the buttons at the top of the page), this cell tests your code and "
-            "answers <em>Bonfire lit</em>, or says what is wrong and how to fix it.</p>"
+            f'<p class="dit-check-note"><strong>Check: {html.escape(what, quote=False)}.</strong> '
+            "When the notebook runs (open it with the buttons at the top of the page), this cell "
+            "tests your code and answers <em>Bonfire lit</em>, or says what is wrong and how to "
+            "fix it.</p>"
         )
         plain = f"Check: {what}. Run the notebook to test your code."
         data = {"text/html": note, "text/plain": plain}

@@ -85,7 +85,7 @@ def index_page(names: list[str], titles: dict[str, str], readme: str, solutions:
     `readme` is notebooks/README.md: its table's "what you do there" column describes each
     notebook (a notebook missing from it gets its title)."""
     what = {m.group(3): (m.group(2), m.group(4)) for m in ROW.finditer(readme)}
-    kind = "solution notebooks" if solutions else "learners' copies (exercises left blank)"
+    kind = "solution notebooks" if solutions else "learners' copies, exercises left blank"
     parts = [
         "# dit-mini: the course\n",
         "Diffusion Transformers taught through a hard action game. Each page is a course "
