@@ -206,11 +206,13 @@ def _course_cmd(args: argparse.Namespace) -> int:
             raise ValueError(f"{args.paths[0]} is a file; the site needs a folder: pass a folder")
         check_writable(args.paths[0])
         try:
-            build_site(args.paths[0], args.solutions, names=args.notebook, timeout=args.timeout)
+            warnings = build_site(
+                args.paths[0], args.solutions, names=args.notebook, timeout=args.timeout
+            )
         except RuntimeError as error:  # a notebook raised or its kernel died: say which
             print(f"dit-mini: site: {error}".splitlines()[0], file=sys.stderr)
             return 1
-        problems = check_site(args.paths[0])
+        problems = [f"Sphinx: {w}" for w in warnings] + check_site(args.paths[0])
         for problem in problems:
             print(f"dit-mini: site: {problem}", file=sys.stderr)
         if problems:
@@ -310,10 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
         "'student SRC DST' removes the solutions from a notebook or a folder of notebooks; "
         "'tag SRC' writes nbgrader metadata into solution notebooks; 'grade PATH...' runs "
         "submissions, re-runs the solution's checks on them and reports points per exercise; "
-        "'site OUT' runs every notebook in FAST mode and writes the course as HTML pages with "
-        "their figures, a table of contents and the glossary, then checks its links. "
-        "Exit status: 0 when grading ran (whatever the scores) or the site is sound, 1 for a site "
-        "with broken links or a page without an image, 2 for bad input.",
+        "'site OUT' runs every notebook in FAST mode and renders the course with Sphinx as a "
+        "website (their figures, the five acts in a sidebar, search, the glossary, launch "
+        "buttons), then checks its links. Exit status: 0 when grading ran (whatever the scores) "
+        "or the site is sound, 1 for a notebook that fails, a Sphinx warning, a broken link or a "
+        "page without an image, 2 for bad input.",
         [],
     )
     p.add_argument("action", choices=("student", "tag", "grade", "site"), help="what to do")

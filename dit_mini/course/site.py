@@ -1,18 +1,22 @@
-"""The course as a static website: every notebook executed in FAST mode and rendered to HTML.
+"""The course as a static website: every notebook executed in FAST mode, rendered by Sphinx.
 
 The notebooks are stored without outputs, so a notebook read on GitHub shows no picture.
 `build_site` runs each notebook top to bottom in a fresh kernel (FAST mode, the notebook's own
-folder as the working directory), turns it into an HTML page with its figures embedded, and
-writes beside the pages a table of contents (`index.html`), the glossary (`glossary.html`) and
-the measurement log (`measurements.html`). Widgets need a live kernel: on a page each widget
-output becomes its static fallback (the quiz's question with the answer folded away) or a short
-note, and the static copy of the picture that every widget cell also draws is what the reader
-sees. Links between notebooks, to the glossary and to the measurement log point at the pages;
-links to other files of the repository point at GitHub.
+folder as the working directory) and prepares its outputs for a page that has no kernel
+(`static_outputs`, `for_the_page`): each widget output becomes its static fallback (the quiz's
+question with the answer folded away) or a short note, beside the static copy of the picture
+that every widget cell also draws; an exercise cell is set apart under a box that says what to
+write; a check cell says what it checks and that it answers when the notebook runs, instead of
+"You died: not solved yet" and a stray `False`. Then Sphinx (myst-nb, sphinx-book-theme; see
+`site_book`) renders the executed notebooks without running them again, with the table of
+contents (`index.html`), the glossary (`glossary.html`) and the measurement log
+(`measurements.html`). Links between notebooks, to the glossary and to the measurement log point
+at the pages, notebook numbers in the glossary and in tables with a "notebook" column become
+links, and links to other files of the repository point at GitHub.
 
-`check_site` is the link checker: every relative link and image of every page must land on a
-file of the site (and on an element with that id when it names an anchor), and every notebook
-page must show at least one image. External links are not fetched (the build may be offline).
+`check_site` (from `site_links`) is the link checker: every relative link and image of every page
+must land on a file of the site (and on an element with that id when it names an anchor), and
+every notebook page must show at least one image. External links are not fetched.
 
 By default the pages are the learners' copies (`notebooks/`, blank exercises); `solutions=True`
 renders the solution notebooks instead. Used by `dit-mini course site OUT [--solutions]`.
@@ -24,121 +28,41 @@ import copy
 import html
 import os
 import re
+import tempfile
 import time
 from collections.abc import Callable
-from datetime import date
-from html.parser import HTMLParser
 from pathlib import Path
 
-from .. import __version__
 from ..runtime import FAST_ENV
-from .exercises import GRADING_ENV
-from .notebooks import REPOSITORY
+from .exercises import FAIL_PREFIX, GRADING_ENV
+from .hints import EXERCISES
 from .quiz import WIDGET_VIEW
+from .site_book import GITHUB, index_page, launch_links, run_sphinx, write_project
+from .site_links import NOTEBOOKS, check_site, github_slug, link_notebook_numbers, rewrite_links
 
 __all__ = [
     "NOTEBOOKS",
+    "WIDGET_NOTE",
     "github_slug",
     "rewrite_links",
+    "link_notebook_numbers",
     "static_outputs",
+    "for_the_page",
     "build_site",
     "check_site",
 ]
 
-NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 WIDGET_NOTE = (
     '<p class="dit-widget-note"><em>An interactive control sits here when the notebook runs in '
-    "JupyterLab or Colab; the picture below it is its starting view.</em></p>"
+    "JupyterLab, Colab or Binder; the picture below it is its starting view.</em></p>"
 )
-PAGES = {  # the course folder's Markdown files, and their pages
-    "README.md": "index.html",
-    "GLOSSARY.md": "glossary.html",
-    "MEASUREMENTS.md": "measurements.html",
+PAGES = {
+    "README.md": "index.md",
+    "GLOSSARY.md": "glossary.md",
+    "MEASUREMENTS.md": "measurements.md",
 }
-LINK = re.compile(r"(\]\()([^)\s]+)(\))")
-STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 0 auto; padding: 1rem; }
-nav.dit-nav { display: flex; gap: 1.2rem; padding: .6rem 0; border-bottom: 1px solid #ddd; }
-nav.dit-nav.bottom { border-top: 1px solid #ddd; border-bottom: none; }
-table { border-collapse: collapse; } td, th { border: 1px solid #ddd; padding: .3rem .6rem; }
-code, pre { background: #f6f8fa; }
-"""
-
-
-def github_slug(heading: str) -> str:
-    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
-    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
-
-
-def _github_url(path: Path) -> str:
-    root = NOTEBOOKS.parent.resolve()
-    return (
-        f"https://github.com/{REPOSITORY}/blob/main/{path.resolve().relative_to(root).as_posix()}"
-    )
-
-
-def rewrite_links(markdown: str, folder: Path, pages: dict[str, str]) -> str:
-    """Point the relative links of `markdown` (written in `folder`) at the site's pages.
-
-    `pages` maps a file name of `folder` (a notebook, README.md, GLOSSARY.md, MEASUREMENTS.md) to
-    its page; a link to any other file of the repository becomes its GitHub address; a link to a
-    file that does not exist is left alone, for `check_site` to report.
-    """
-
-    def one(match: re.Match) -> str:
-        target = match.group(2)
-        if re.match(r"^[a-z][a-z0-9+.-]*:|^#", target):  # http:, mailto:, data:, #anchor
-            return match.group(0)
-        file, _, anchor = target.partition("#")
-        anchor = f"#{anchor}" if anchor else ""
-        path = (folder / file).resolve()
-        if path.parent == folder.resolve() and path.name in pages:
-            return f"{match.group(1)}{pages[path.name]}{anchor}{match.group(3)}"
-        if path.exists() and NOTEBOOKS.parent.resolve() in path.parents:
-            return f"{match.group(1)}{_github_url(path)}{anchor}{match.group(3)}"
-        return match.group(0)
-
-    return LINK.sub(one, markdown)
-
-
-def _markdown_page(title: str, markdown: str, nav: str) -> str:
-    """A standalone HTML page of a Markdown text, headings carrying GitHub's anchors."""
-    import mistune  # deferred: comes with nbconvert (the `notebooks` extra)
-
-    body = mistune.create_markdown(plugins=["table", "strikethrough"])(markdown)
-
-    def with_id(match: re.Match) -> str:
-        level, text = match.group(1), match.group(2)
-        anchor = github_slug(html.unescape(re.sub(r"<[^>]+>", "", text)))
-        return f'<h{level} id="{anchor}">{text}</h{level}>'
-
-    body = re.sub(r"<h([1-6])>(.*?)</h\1>", with_id, body)
-    return (
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>"
-        f"<body>{nav}\n{body}\n{nav.replace('dit-nav', 'dit-nav bottom')}</body></html>\n"
-    )
-
-
-def _nav(pages: list[tuple[str, str]], index: int | None) -> str:
-    """Contents, previous and next page, glossary: the bar on top of every page."""
-    links = ['<a href="index.html">contents</a>']
-    for word, j in (("previous", -1), ("next", 1)):
-        if index is not None and 0 <= index + j < len(pages):
-            page, title = pages[index + j]
-            links.append(f'<a href="{page}">{word}: {html.escape(title)}</a>')
-    links.append('<a href="glossary.html">glossary</a>')
-    links.append('<a href="measurements.html">measurements</a>')
-    return f'<nav class="dit-nav">{" ".join(links)}</nav>'
-
-
-def _title(nb) -> str:
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            for line in cell.source.splitlines():
-                if line.startswith("# "):
-                    return line[2:].strip()
-    return "notebook"
+CHECK_NAME = re.compile(r"""check\(\s*["']([^"']+)["']""")
+NOISE = {"True", "False", "<All keys matched successfully>"}  # results a static page drops
 
 
 def _execute(nb, folder: Path, timeout: int, fast: bool) -> None:
@@ -157,8 +81,10 @@ def _execute(nb, folder: Path, timeout: int, fast: bool) -> None:
 
 
 def static_outputs(nb) -> int:
-    """Replace widget outputs by their static fallback (or a note); returns how many."""
+    """Replace widget outputs by their static fallback (or a note); returns how many. The
+    notebook's saved widget state goes too (a static page has no widget manager to load)."""
     replaced = 0
+    nb.metadata.pop("widgets", None)
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             data = output.get("data", {})
@@ -172,6 +98,121 @@ def static_outputs(nb) -> int:
     return replaced
 
 
+def _titles(source: str) -> str:
+    names = dict.fromkeys(CHECK_NAME.findall(source))
+    return ", ".join(f'"{EXERCISES[n].title}"' if n in EXERCISES else n for n in names)
+
+
+def _tag(cell, tag: str) -> None:
+    cell.metadata["tags"] = [*cell.metadata.get("tags", []), tag]
+
+
+def for_the_page(nb, name: str, solved: bool = False) -> None:
+    """Prepare an executed notebook for a page without a kernel (in place).
+
+    Under the title: the launch bar (`site_book.launch_links`). Before each exercise cell
+    (nbgrader `solution: true`): a box naming the exercise and what to write (`solved`: that the
+    solution is shown); the cell is tagged
+    `dit-exercise` (set apart by the stylesheet). Each check cell (nbgrader `grade: true`) is
+    tagged `dit-check`; in it, and in any other cell that calls check(), a failed check's line
+    ("You died: ... not solved yet ... hint(...)") and a bare True/False result give way to one
+    note saying what the cell checks and that it answers when the notebook runs (a check cell
+    left with no output gets the note too); a passed check's line stays. Anywhere, a result that
+    only says "<All keys matched successfully>" is dropped.
+    """
+    import nbformat  # deferred: the `notebooks` and `test` extras
+
+    cells = []
+    for i, cell in enumerate(nb.cells):
+        grader = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "code" and grader.get("solution"):
+            following = (
+                c for c in nb.cells[i + 1 :] if c.metadata.get("nbgrader", {}).get("grade")
+            )
+            checked = _titles(next(following, {"source": ""})["source"])
+            text = (
+                "The solution is shown here; in the learner's copy this cell is blank. "
+                if solved
+                else "Write your code in the cell below where it says `# YOUR CODE HERE`, in "
+                "your copy of the notebook: the buttons at the top of the page open it. "
+            ) + "The check after it tells whether the code works."
+            title = f"Exercise: {checked}" if checked else "Exercise"
+            text = f":::{{admonition}} {title}\n:class: dit-exercise\n{text}\n:::"
+            cells.append(nbformat.v4.new_markdown_cell(text))
+            _tag(cell, "dit-exercise")
+        if cell.cell_type == "code" and grader.get("grade"):
+            _tag(cell, "dit-check")
+        if cell.cell_type == "code" and (grader.get("grade") or CHECK_NAME.search(cell.source)):
+            _check_outputs(cell, grader.get("grade", False))  # a follow-up may call check()
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if _text(o).strip() not in NOISE]
+        cells.append(cell)
+        if i == 0:
+            cells.append(nbformat.v4.new_markdown_cell(launch_links(name)))
+    nb.cells = cells
+
+
+def _text(output) -> str:
+    if output.get("output_type") == "stream":
+        return output.get("text", "")
+    data = output.get("data", {})
+    return data.get("text/plain", "") if set(data) == {"text/plain"} else "<rich>"
+
+
+def _check_outputs(cell, graded: bool) -> None:
+    kept, failed = [], False
+    for output in cell.outputs:
+        text = _text(output)
+        if output.get("output_type") == "stream":
+            lines = text.splitlines(keepends=True)
+            failed |= any(line.startswith(FAIL_PREFIX) for line in lines)
+            text = "".join(line for line in lines if not line.startswith(FAIL_PREFIX))
+            if text.strip():
+                output["text"] = text
+                kept.append(output)
+        elif text.strip() not in NOISE:
+            kept.append(output)
+    if failed or (graded and not kept):
+        import nbformat  # deferred: the `notebooks` and `test` extras
+
+        what = _titles(cell.source) or "the exercise above"
+        note = (
+            f'<p class="dit-check-note"><strong>Check: {html.escape(what, quote=False)}.</strong> '
+            "When the notebook runs (open it with the buttons at the top of the page), this cell "
+            "tests your code and answers <em>Bonfire lit</em>, or says what is wrong and how to "
+            "fix it.</p>"
+        )
+        plain = f"Check: {what}. Run the notebook to test your code."
+        data = {"text/html": note, "text/plain": plain}
+        kept.insert(0, nbformat.v4.new_output("display_data", data=data))
+    cell.outputs = kept
+
+
+def _title(nb) -> str:
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+    return "notebook"
+
+
+def _run(path: Path, nb, timeout: int, fast: bool, progress: Callable[[str], None]):
+    """`nb` executed (a copy); a kernel that died (not a cell that raised) gets one more run."""
+    import nbformat  # deferred: the `notebooks` and `test` extras
+
+    for attempt in (1, 2):
+        executed = nbformat.from_dict(copy.deepcopy(nb))
+        try:
+            _execute(executed, path.parent.resolve(), timeout, fast)
+            return executed
+        except Exception as error:  # noqa: BLE001 - any failure names the notebook
+            if type(error).__name__ == "DeadKernelError" and attempt == 1:
+                progress(f"{path.name}: the kernel died; running the notebook once more")
+                continue
+            raise RuntimeError(f"{path.name} failed while the site was built: {error}") from error
+
+
 def build_site(
     out: str | Path,
     source: str | Path | None = None,
@@ -179,17 +220,17 @@ def build_site(
     timeout: int = 900,
     fast: bool = True,
     progress: Callable[[str], None] = print,
-) -> list[Path]:
-    """Execute the course notebooks and write the static site to `out`; returns the pages.
+) -> list[str]:
+    """Execute the course notebooks and write the static site to `out`; returns Sphinx's warnings.
 
     `source` is the folder of notebooks to render: the checkout's notebooks/ (the learners'
-    copies) by default, or notebooks/solutions/. The GLOSSARY.md and MEASUREMENTS.md of the course
-    folder (`source`, or its parent for solutions/) become the glossary and measurements pages,
-    and the notebooks' links are read relative to it. `names` limits the build to some notebooks
-    (file names), for a quick look. A cell that raises stops the build, naming the notebook.
+    copies) by default, or notebooks/solutions/. The README.md, GLOSSARY.md and MEASUREMENTS.md
+    of the course folder (`source`, or its parent for solutions/) give the table of contents, the
+    glossary and the measurement log, and the notebooks' links are read relative to it. `names`
+    limits the build to some notebooks (file names), for a quick look. A cell that raises stops
+    the build, naming the notebook (RuntimeError).
     """
     import nbformat  # deferred: the `notebooks` and `test` extras
-    from nbconvert import HTMLExporter  # deferred: comes with JupyterLab (the `notebooks` extra)
 
     source = Path(source) if source is not None else NOTEBOOKS
     if not source.is_dir():
@@ -215,118 +256,35 @@ def build_site(
         raise ValueError(f"{out} is a file; the site needs a folder: pass a folder name as OUT")
     out.mkdir(parents=True, exist_ok=True)
 
-    page_of = {p.name: p.with_suffix(".html").name for p in paths} | PAGES
-    notebooks_read = [nbformat.read(p, as_version=4) for p in paths]
-    order = [(page_of[p.name], _title(nb)) for p, nb in zip(paths, notebooks_read, strict=True)]
-    exporter = HTMLExporter(template_name="lab")
-    written = []
-    for i, (path, nb) in enumerate(zip(paths, notebooks_read, strict=True)):
+    page_of = {p.name: p.name for p in paths} | PAGES
+    every = sorted(root.glob("[0-9][0-9]_*.ipynb"))
+    numbers = {p.name[:2]: f"{GITHUB}/blob/main/notebooks/{p.name}" for p in every}
+    numbers |= {p.name[:2]: p.name for p in paths}
+
+    def markdown(text: str) -> str:
+        return link_notebook_numbers(rewrite_links(text, root, page_of), numbers)
+
+    pages, titles = {}, {}
+    for path in paths:
         start = time.perf_counter()
+        nb = nbformat.read(path, as_version=4)
+        titles[path.name] = _title(nb)
         for cell in nb.cells:
             if cell.cell_type == "markdown":
-                cell.source = rewrite_links(cell.source, root, page_of)
-        executed = None
-        for attempt in (1, 2):  # a kernel that died (not a cell that raised) gets one more run
-            executed = nbformat.from_dict(copy.deepcopy(nb))
-            try:
-                _execute(executed, path.parent.resolve(), timeout, fast)
-                break
-            except Exception as error:  # noqa: BLE001 - any failure names the notebook
-                if type(error).__name__ == "DeadKernelError" and attempt == 1:
-                    progress(f"{path.name}: the kernel died; running the notebook once more")
-                    continue
-                raise RuntimeError(
-                    f"{path.name} failed while the site was built: {error}"
-                ) from error
-        nb = executed
+                cell.source = markdown(cell.source)
+        nb = _run(path, nb, timeout, fast, progress)
         static_outputs(nb)
-        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": order[i][1]}})
-        nav = _nav(order, i)
-        body = re.sub(r"(<body[^>]*>)", lambda m, nav=nav: f"{m.group(1)}\n{nav}", body, count=1)
-        body = body.replace("</body>", f"{nav.replace('dit-nav', 'dit-nav bottom')}\n</body>", 1)
-        page = out / order[i][0]
-        page.write_text(body.replace("</head>", f"<style>{STYLE}</style></head>", 1))
-        written.append(page)
-        progress(f"wrote {page} ({time.perf_counter() - start:.0f} s)")
-
-    written += _text_pages(out, root, order, page_of, solutions)
-    progress(f"wrote {out / 'index.html'}: {len(paths)} notebooks, glossary, measurements")
-    return written
-
-
-def _text_pages(out: Path, root: Path, order, page_of, solutions: bool) -> list[Path]:
-    """index.html (the table of contents), glossary.html and measurements.html."""
-    nav = _nav(order, None)
-    rows = "\n".join(f"| {i:02d} | [{title}]({page}) |" for i, (page, title) in enumerate(order))
-    kind = "solution notebooks" if solutions else "learners' copies (exercises left blank)"
-    index = (
-        "# dit-mini: the course, rendered\n\n"
-        "Diffusion Transformers taught through a hard action game. Each page is a course "
-        f"notebook run top to bottom in FAST mode (the {kind}), with its figures. Sliders, menus "
-        "and quizzes need a live kernel: open the notebooks in JupyterLab or Colab to move them "
-        f"(https://github.com/{REPOSITORY}).\n\n"
-        "| # | notebook |\n|---|---|\n"
-        f"{rows}\n\n"
-        "Terms: [glossary](glossary.html). Where every number was measured: "
-        "[measurements](measurements.html).\n\n"
-        f"*Built on {date.today().isoformat()} with dit-mini {__version__}.*\n"
-    )
-    pages = [(out / "index.html", "dit-mini course", index)]
+        for_the_page(nb, path.name, solved=solutions)
+        pages[path.name] = nbformat.writes(nb)
+        progress(f"ran {path.name} ({time.perf_counter() - start:.0f} s)")
+    readme = (root / "README.md").read_text() if (root / "README.md").exists() else ""
+    pages["index.md"] = index_page([p.name for p in paths], titles, readme, solutions)
     for name in ("GLOSSARY.md", "MEASUREMENTS.md"):
-        text = rewrite_links((root / name).read_text(), root, page_of)
-        pages.append((out / page_of[name], name[:-3].capitalize(), text))
-    for page, title, text in pages:
-        page.write_text(_markdown_page(title, text, nav))
-    return [p for p, _, _ in pages]
-
-
-class _Links(HTMLParser):
-    """The ids, links and images of one HTML page."""
-
-    def __init__(self):
-        super().__init__()
-        self.ids: set[str] = set()
-        self.links: list[str] = []
-        self.images = 0
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if attrs.get("id"):
-            self.ids.add(attrs["id"])
-        if tag == "a" and attrs.get("name"):
-            self.ids.add(attrs["name"])
-        if tag == "a" and attrs.get("href"):
-            self.links.append(attrs["href"])
-        if tag == "img" and attrs.get("src"):
-            self.images += 1
-            self.links.append(attrs["src"])
-
-
-def check_site(out: str | Path) -> list[str]:
-    """Every problem of the site in `out`, one line each (empty: the site is sound)."""
-    out = Path(out)
-    pages = {p.name: p for p in out.glob("*.html")}
-    if "index.html" not in pages:
-        return [f"{out}: no index.html (build the site first: dit-mini course site {out})"]
-    parsed = {}
-    for name, page in pages.items():
-        parser = _Links()
-        parser.feed(page.read_text())
-        parsed[name] = parser
-    problems = []
-    for name, parser in sorted(parsed.items()):
-        if re.match(r"\d\d_", name) and parser.images == 0:
-            problems.append(f"{name}: no image on the page")
-        for link in parser.links:
-            if re.match(r"^[a-z][a-z0-9+.-]*:", link):  # http(s):, data:, mailto: not fetched
-                continue
-            file, _, anchor = link.partition("#")
-            target = file or name
-            if target not in parsed:
-                exists = (out / target).exists()
-                if not exists:
-                    problems.append(f"{name}: link to {link}: no such file in the site")
-                continue
-            if anchor and anchor not in parsed[target].ids:
-                problems.append(f"{name}: link to {link}: {target} has no element with that id")
-    return problems
+        pages[PAGES[name]] = markdown((root / name).read_text())
+    with tempfile.TemporaryDirectory(prefix="dit-mini-site-") as work:
+        write_project(Path(work) / "src", pages)
+        warnings = run_sphinx(Path(work) / "src", out, Path(work))
+    for warning in warnings:
+        progress(f"sphinx: {warning}")
+    progress(f"wrote {out / 'index.html'}: {len(paths)} notebooks, glossary, measurements")
+    return warnings
