@@ -317,7 +317,7 @@ class TrainingSession:
                 loss = self.loss_fn(self.net, x0, y, self.gens["noise"], **extra)
         except RuntimeError as error:
             if out_of_memory(error):
-                raise batch_advice(self.model, cfg.batch_size, self.device) from error
+                raise batch_advice(self.model, config.batch_size, self.device) from error
             raise
         value = self.global_loss(loss)
         if not math.isfinite(value) or self.exploding(value):
