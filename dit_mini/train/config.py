@@ -8,13 +8,17 @@ function of its seed: `derive_seed` turns (seed, purpose, ...) into independent 
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import math
 from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
 
-__all__ = ["TrainConfig", "derive_seed", "batch_indices", "resolve_dropout"]
+LR_DECAYS = ("none", "linear", "cosine")  # learning rate after the warm-up (TrainConfig.lr_decay)
+
+__all__ = ["LR_DECAYS", "TrainConfig", "derive_seed", "batch_indices", "resolve_dropout"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,13 @@ class TrainConfig:
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     warmup_steps: int = field(
         default=0, metadata={"help": "steps of linear learning-rate warm-up (0: none)"}
+    )
+    lr_decay: str = field(
+        default="none",
+        metadata={
+            "help": "after the warm-up, 'none' keeps the learning rate; 'linear' or 'cosine' "
+            "lower it to 0 at the last step (--steps)"
+        },
     )
     ema_decay: float = field(
         default=0.9999,
@@ -74,12 +85,22 @@ class TrainConfig:
             raise ValueError("weight_decay and grad_clip must be >= 0 (0 turns clipping off)")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must lie in [0, 1); got {self.ema_decay}")
+        if self.lr_decay not in LR_DECAYS:
+            raise ValueError(f"lr_decay must be one of {list(LR_DECAYS)}; got {self.lr_decay!r}")
         if self.cfg_dropout is not None and not 0.0 <= self.cfg_dropout < 1.0:
             raise ValueError(f"cfg_dropout must lie in [0, 1); got {self.cfg_dropout}")
 
     def lr_at(self, step: int) -> float:
-        """Learning rate of step `step` (0-based): linear warm-up, then constant."""
-        return self.lr * min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else self.lr
+        """Learning rate of step `step` (0-based): linear warm-up, then constant or, with
+        `lr_decay`, a linear or half-cosine decay that reaches 0 after the last step."""
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        if self.lr_decay == "none":
+            return self.lr
+        left = max(0.0, (self.steps - step) / max(1, self.steps - self.warmup_steps))  # 1 -> 0
+        if self.lr_decay == "linear":
+            return self.lr * left
+        return self.lr * (0.5 - 0.5 * math.cos(math.pi * left))
 
     def ema_decay_at(self, step: int) -> float:
         """EMA decay after step `step`: min(decay, (1 + s) / (10 + s)) with warm-up, so early
@@ -93,6 +114,14 @@ def derive_seed(*parts) -> int:
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
+@functools.lru_cache(maxsize=4)
+def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The shuffled order of one epoch, made once per epoch instead of once per step (a step
+    only reads a slice of it; callers must not write to it)."""
+    gen = torch.Generator().manual_seed(derive_seed(seed, "data", epoch))
+    return torch.randperm(n, generator=gen)
+
+
 def batch_indices(step: int, batch_size: int, n: int, seed: int) -> torch.Tensor:
     """Indices of the global batch of step `step`: a slice of the concatenated shuffled epochs.
 
@@ -101,9 +130,7 @@ def batch_indices(step: int, batch_size: int, n: int, seed: int) -> torch.Tensor
     start, stop = step * batch_size, (step + 1) * batch_size
     parts = []
     for epoch in range(start // n, (stop - 1) // n + 1):
-        perm = torch.randperm(
-            n, generator=torch.Generator().manual_seed(derive_seed(seed, "data", epoch))
-        )
+        perm = _epoch_order(n, seed, epoch)
         lo, hi = max(start - epoch * n, 0), min(stop - epoch * n, n)
         parts.append(perm[lo:hi])
     return torch.cat(parts)

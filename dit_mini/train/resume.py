@@ -17,6 +17,7 @@ from dataclasses import MISSING, fields, is_dataclass
 from torch import nn
 
 from ..registry import describe, kind_of
+from .config import TrainConfig
 
 __all__ = ["RESUMABLE_FIELDS", "describe_for_run", "with_new_defaults", "config_diff"]
 
@@ -36,6 +37,10 @@ def with_new_defaults(saved: dict, model: nn.Module, described: dict) -> dict:
     """A checkpoint's run config with model-config fields added to the package since it was saved
     filled in with their defaults, so an older run resumes when its model is unchanged. Only the
     fields that the new run's model description (`described`) holds are filled."""
+    train = saved.get("train")
+    if isinstance(train, dict):  # TrainConfig fields added since (lr_decay) take their defaults
+        known = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+        saved = {**saved, "train": {**{k: known[k] for k in known if k not in train}, **train}}
     cfg = getattr(model, "config", None)
     if not (is_dataclass(cfg) and isinstance(saved.get("model"), dict)):
         return saved

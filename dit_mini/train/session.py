@@ -294,7 +294,7 @@ class TrainingSession:
     @torch.no_grad()
     def _update_ema(self) -> None:
         decay = self.config.ema_decay_at(self.step)
-        for e, p in zip(self.ema.parameters(), self.model.parameters()):
-            e.lerp_(p, 1.0 - decay)
+        # One for-each call over all tensors instead of a Python loop (issue 24).
+        torch._foreach_lerp_(list(self.ema.parameters()), list(self.model.parameters()), 1 - decay)
         for e, b in zip(self.ema.buffers(), self.model.buffers()):
             e.copy_(b)
