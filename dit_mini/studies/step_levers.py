@@ -20,11 +20,14 @@ Printed figures only; nothing here asserts a time. Results: notebooks/MEASUREMEN
 from __future__ import annotations
 
 import argparse
+import copy
+import importlib.util
 import os
 import statistics
 import time
 import types
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
@@ -35,7 +38,7 @@ from ..train import config as train_config
 from ..train.recipes import RECIPES
 from ..train.session import TrainingSession
 
-__all__ = ["LEVERS", "make_session", "interleave", "main"]
+__all__ = ["LEVERS", "make_session", "interleave", "load_reference", "against_reference", "main"]
 
 
 def _loop_ema(session: TrainingSession) -> None:
@@ -169,6 +172,93 @@ def interleave(
     }
 
 
+def load_reference(models_py: str | Path):
+    """The `DiT_models` table of the reference implementation's models.py, given by its path
+    (facebookresearch/DiT; it needs timm). The file is the user's: nothing of it ships here."""
+    path = Path(models_py)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is not a file; pass the path of the reference DiT's models.py "
+            "(git clone https://github.com/facebookresearch/DiT)"
+        )
+    spec = importlib.util.spec_from_file_location("reference_dit_models", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.DiT_models
+
+
+def against_reference(
+    models_py: str | Path,
+    preset: str = "DiT-S/4",
+    batch: int = 32,
+    threads: int = 1,
+    rounds: int = 4,
+    steps: int = 1,
+    seed: int = 0,
+) -> dict:
+    """The package's training step against the reference DiT's, interleaved in one process.
+
+    Both models start from the same weights (ours loaded into the reference layout with
+    `strict=True`; 'max_weight_diff' must be 0.0) and see the same batch (32x32 RGB, 10 classes,
+    fp32, eps loss). The package's step is `TrainingSession.train_step` (batch, loss, backward,
+    gradient clipping, fused AdamW, for-each EMA); the reference's is its train.py loop (loss,
+    backward, AdamW(lr=1e-4, weight_decay=0), EMA as a Python loop over named parameters).
+    Ratio > 1: the package is faster (CPU time with one thread, else wall time).
+    """
+    loss_fn = make_loss(DiffusionConfig())
+    ours = make_session(preset, batch, seed)
+    ours.config, ours.loss_fn = replace(ours.config, lr=1e-4), loss_fn
+    ref_model = load_reference(models_py)[preset](
+        input_size=32, in_channels=3, num_classes=10, learn_sigma=False
+    )
+    ref_model.load_state_dict(ours.model.state_dict(), strict=True)
+    diff = max(
+        float((a - b).abs().max())
+        for a, b in zip(ours.model.state_dict().values(), ref_model.state_dict().values())
+    )
+    ref_ema = copy.deepcopy(ref_model).requires_grad_(False)
+    ref_opt = torch.optim.AdamW(ref_model.parameters(), lr=1e-4, weight_decay=0)
+    gen = torch.Generator().manual_seed(seed)
+    x0 = ours.images[:batch]
+    y = ours.labels[:batch]
+
+    @torch.no_grad()
+    def update_ema(decay=0.9999):  # the reference train.py's update_ema
+        ema_params = dict(ref_ema.named_parameters())
+        for name, param in ref_model.named_parameters():
+            ema_params[name].mul_(decay).add_(param.data, alpha=1 - decay)
+
+    class _Reference:
+        def train_step(self):
+            loss = loss_fn(ref_model, x0, y, gen)
+            ref_opt.zero_grad()
+            loss.backward()
+            ref_opt.step()
+            update_ema()
+
+    ref = _Reference()
+    clock = 1 if threads == 1 else 0
+    _timed(ours, 1, threads), _timed(ref, 1, threads)  # warm-up
+    times_a, times_b, ratios = [], [], []
+    for r in range(rounds):
+        order = [(ref, times_b), (ours, times_a)]
+        for session, times in order if r % 2 == 0 else order[::-1]:
+            times.append(_timed(session, steps, threads))
+        ratios.append(times_b[-1][clock] / times_a[-1][clock])
+    return {
+        "preset": preset,
+        "batch": batch,
+        "threads": threads,
+        "clock": "cpu" if clock else "wall",
+        "max_weight_diff": diff,
+        "ours_s": statistics.median(t[clock] for t in times_a),
+        "reference_s": statistics.median(t[clock] for t in times_b),
+        "ratio": statistics.median(ratios),
+        "ratios": ratios,
+        "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+    }
+
+
 def main(argv=None) -> None:
     """Print one line per lever: A and B step times and the median ratio."""
     p = argparse.ArgumentParser(description="interleaved step-time ratios of training levers")
@@ -178,7 +268,24 @@ def main(argv=None) -> None:
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--lever", nargs="+", default=[*LEVERS, "threads"])
+    p.add_argument(
+        "--reference",
+        default=None,
+        help="path of the reference DiT's models.py: "
+        "compare the package's step with it instead (DiT-S/4, batch 32 by default)",
+    )
     args = p.parse_args(argv)
+    if args.reference:
+        r = against_reference(args.reference, args.preset, args.batch, args.threads, args.rounds,
+                              args.steps)  # fmt: skip
+        print(
+            f"{r['preset']} batch {r['batch']}, {r['threads']} thread(s), fp32: package "
+            f"{r['ours_s']:.3f} s, reference {r['reference_s']:.3f} s per step ({r['clock']} "
+            f"time); reference/package {r['ratio']:.3f} (rounds {min(r['ratios']):.2f}.."
+            f"{max(r['ratios']):.2f}); weights loaded into the reference layout, max difference "
+            f"{r['max_weight_diff']}; load {r['load_average']:.1f}"
+        )
+        return
     for lever in args.lever:
         if lever == "threads":
             r = interleave(None, args.preset, args.batch, 1, args.rounds, args.steps, 2)
