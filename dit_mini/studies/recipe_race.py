@@ -45,6 +45,7 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "decay-cos-2400": ({"steps": 2400, "lr_decay": "cosine"}, {}),
     "decay-lin-2400": ({"steps": 2400, "lr_decay": "linear"}, {}),
     "decay-cos-1600": ({"steps": 1600, "lr_decay": "cosine"}, {}),
+    "decay-cos-2600": ({"steps": 2600, "lr_decay": "cosine"}, {}),
     "decay-cos-2000-ema0.99": ({"steps": 2000, "lr_decay": "cosine", "ema_decay": 0.99}, {}),
     "decay-cos-2000-b32": ({"steps": 2000, "lr_decay": "cosine", "batch_size": 32}, {}),
 }

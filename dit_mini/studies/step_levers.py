@@ -23,6 +23,7 @@ import argparse
 import copy
 import importlib.util
 import os
+import resource
 import statistics
 import time
 import types
@@ -38,7 +39,15 @@ from ..train import config as train_config
 from ..train.recipes import RECIPES
 from ..train.session import TrainingSession
 
-__all__ = ["LEVERS", "make_session", "interleave", "load_reference", "against_reference", "main"]
+__all__ = [
+    "LEVERS",
+    "make_session",
+    "interleave",
+    "compiled",
+    "load_reference",
+    "against_reference",
+    "main",
+]
 
 
 def _loop_ema(session: TrainingSession) -> None:
@@ -172,6 +181,46 @@ def interleave(
     }
 
 
+def _cpu_with_children() -> float:
+    """CPU seconds of this process and its finished children (inductor's compiler runs)."""
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usage)
+
+
+def compiled(preset: str = "nano", batch: int = 16, rounds: int = 5, steps: int = 10) -> dict:
+    """`torch.compile` (inductor, the machine's C compiler) on the model of a training session,
+    against eager, one thread: the compile's cost (first steps, CPU seconds with the compiler's
+    child processes, wall seconds) and the eager/compiled step-time ratio afterwards. A compile
+    that fails is reported as such (the step then stays eager)."""
+    eager, comp = make_session(preset, batch), make_session(preset, batch)
+    torch.set_num_threads(1)
+    cpu, wall = _cpu_with_children(), time.perf_counter()
+    try:
+        comp.net = torch.compile(comp.model)
+        _timed(comp, 2, 1)  # forward and backward graphs compiled here
+    except Exception as err:  # no compiler, unsupported op: eager it is
+        return {"preset": preset, "batch": batch, "error": f"{type(err).__name__}: {err}"[:300]}
+    compile_cpu, compile_wall = _cpu_with_children() - cpu, time.perf_counter() - wall
+    _timed(eager, 2, 1)
+    times_e, times_c, ratios = [], [], []
+    for r in range(rounds):
+        order = [(eager, times_e), (comp, times_c)]
+        for session, times in order if r % 2 == 0 else order[::-1]:
+            times.append(_timed(session, steps, 1))
+        ratios.append(times_e[-1][1] / times_c[-1][1])
+    return {
+        "preset": preset,
+        "batch": batch,
+        "compile_cpu_s": compile_cpu,
+        "compile_wall_s": compile_wall,
+        "eager_cpu_s": statistics.median(t[1] for t in times_e),
+        "compiled_cpu_s": statistics.median(t[1] for t in times_c),
+        "ratio": statistics.median(ratios),
+        "ratios": ratios,
+        "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+    }
+
+
 def load_reference(models_py: str | Path):
     """The `DiT_models` table of the reference implementation's models.py, given by its path
     (facebookresearch/DiT; it needs timm). The file is the user's: nothing of it ships here."""
@@ -274,7 +323,11 @@ def main(argv=None) -> None:
         help="path of the reference DiT's models.py: "
         "compare the package's step with it instead (DiT-S/4, batch 32 by default)",
     )
+    p.add_argument("--compile", action="store_true", help="measure torch.compile instead")
     args = p.parse_args(argv)
+    if args.compile:
+        print(compiled(args.preset, args.batch, args.rounds, args.steps))
+        return
     if args.reference:
         r = against_reference(args.reference, args.preset, args.batch, args.threads, args.rounds,
                               args.steps)  # fmt: skip
