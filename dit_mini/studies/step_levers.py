@@ -7,12 +7,17 @@ changed) are built in the same process and timed in alternation, `steps` steps a
 `rounds` rounds; the median of the per-round ratios is printed with the load average. A ratio
 above 1 means the variant is faster than the package as it is.
 
-Levers (`LEVERS`): the tanh-GELU written with a sigmoid (one fewer slow kernel), the explicit
-attention path instead of `scaled_dot_product_attention`, the EMA as a Python loop instead of one
-for-each call, the data order drawn every step instead of once per epoch, the for-each AdamW
-instead of the fused one, gradient clipping off, and two threads instead of one.
+Levers (`LEVERS`, each a change to the package's step): torch's own GELU(tanh) kernel instead
+of the package's sigmoid form (`TanhGELU`), the explicit attention path instead of
+`scaled_dot_product_attention`, the EMA as a Python loop instead of one for-each call, the data
+order drawn every step instead of once per epoch, the for-each AdamW instead of the fused one,
+gradient clipping off, and two threads instead of one. `compiled` measures `torch.compile`
+(its compile time and the step after it); `against_reference` times the package's step against
+the reference DiT's, from a models.py the user gives (nothing of it ships here).
 
     python -m dit_mini.studies.step_levers --preset nano --batch 16 --threads 1
+    python -m dit_mini.studies.step_levers --compile
+    python -m dit_mini.studies.step_levers --reference ~/DiT/models.py --preset DiT-S/4 --batch 32
 
 Printed figures only; nothing here asserts a time. Results: notebooks/MEASUREMENTS.md.
 """
