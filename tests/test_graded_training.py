@@ -1,11 +1,11 @@
-"""Notebook 03's race (dit_mini.course.graded_training): fit with its EMA graded every N steps."""
+"""Notebook 03's race (dit_mini.studies.graded_training): fit with its EMA graded every N steps."""
 
 import pytest
 import torch
 
-from dit_mini.course.graded_training import train_and_grade
 from dit_mini.data.relics import make_relics
 from dit_mini.diffusion.losses import DiffusionConfig
+from dit_mini.studies.graded_training import train_and_grade
 from dit_mini.train.config import TrainConfig
 from dit_mini.train.recipes import model_from_preset
 

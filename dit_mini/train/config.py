@@ -8,6 +8,7 @@ function of its seed: `derive_seed` turns (seed, purpose, ...) into independent 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import numbers
@@ -18,9 +19,9 @@ import torch
 from torch import nn
 
 from ..models.config_checks import check_positive, check_probability
-from .step import ema_decay_at, lr_at
+from .step import LR_DECAYS, ema_decay_at, lr_at
 
-__all__ = ["TrainConfig", "derive_seed", "batch_indices", "resolve_dropout"]
+__all__ = ["LR_DECAYS", "TrainConfig", "derive_seed", "batch_indices", "resolve_dropout"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,13 @@ class TrainConfig:
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     warmup_steps: int = field(
         default=0, metadata={"help": "steps of linear learning-rate warm-up (0: none)"}
+    )
+    lr_decay: str = field(
+        default="none",
+        metadata={
+            "help": "after the warm-up, 'none' keeps the learning rate; 'linear' or 'cosine' "
+            "lower it to 0 at the last step (--steps)"
+        },
     )
     ema_decay: float = field(
         default=0.9999,
@@ -111,12 +119,15 @@ class TrainConfig:
             )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must lie in [0, 1); got {self.ema_decay}")
+        if self.lr_decay not in LR_DECAYS:
+            raise ValueError(f"lr_decay must be one of {list(LR_DECAYS)}; got {self.lr_decay!r}")
         if self.class_dropout_prob is not None:
             check_probability("class_dropout_prob", self.class_dropout_prob)
 
     def lr_at(self, step: int) -> float:
-        """Learning rate of step `step` (0-based): linear warm-up, then constant."""
-        return lr_at(step, self.lr, self.warmup_steps)
+        """Learning rate of step `step` (0-based): linear warm-up, then constant or, with
+        `lr_decay`, a linear or half-cosine decay that reaches 0 after the last step."""
+        return lr_at(step, self.lr, self.warmup_steps, self.lr_decay, self.steps)
 
     def ema_decay_at(self, step: int) -> float:
         """EMA decay after step `step`: min(decay, (1 + s) / (10 + s)) with warm-up, so early
@@ -134,6 +145,14 @@ def derive_seed(*parts) -> int:
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
+@functools.lru_cache(maxsize=4)
+def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The shuffled order of one epoch, made once per epoch instead of once per step (a step
+    only reads a slice of it; callers must not write to it)."""
+    gen = torch.Generator().manual_seed(derive_seed(seed, "data", epoch))
+    return torch.randperm(n, generator=gen)
+
+
 def batch_indices(step: int, batch_size: int, n: int, seed: int) -> torch.Tensor:
     """Indices of the global batch of step `step`: a slice of the concatenated shuffled epochs.
 
@@ -142,9 +161,7 @@ def batch_indices(step: int, batch_size: int, n: int, seed: int) -> torch.Tensor
     start, stop = step * batch_size, (step + 1) * batch_size
     parts = []
     for epoch in range(start // n, (stop - 1) // n + 1):
-        perm = torch.randperm(
-            n, generator=torch.Generator().manual_seed(derive_seed(seed, "data", epoch))
-        )
+        perm = _epoch_order(n, seed, epoch)
         lo, hi = max(start - epoch * n, 0), min(stop - epoch * n, n)
         parts.append(perm[lo:hi])
     return torch.cat(parts)

@@ -17,6 +17,7 @@ from dataclasses import MISSING, fields, is_dataclass
 from torch import nn
 
 from ..registry import describe, kind_of, with_current_names
+from .config import TrainConfig
 
 __all__ = ["RESUMABLE_FIELDS", "describe_for_run", "with_new_defaults", "config_diff"]
 
@@ -40,9 +41,14 @@ def describe_for_run(model: nn.Module) -> dict:
 def with_new_defaults(saved: dict, model: nn.Module, described: dict) -> dict:
     """A checkpoint's run config with model-config fields added to the package since it was saved
     filled in with their defaults, so an older run resumes when its model is unchanged. Only the
-    fields that the new run's model description (`described`) holds are filled, and fields
-    renamed since (`dit_mini.registry.RENAMED_FIELDS`, e.g. cfg_dropout) take their new names."""
+    fields that the new run's model description (`described`) holds are filled, fields renamed
+    since (`dit_mini.registry.RENAMED_FIELDS`, e.g. cfg_dropout) take their new names, and
+    TrainConfig fields added since (lr_decay) take their defaults."""
     saved = with_current_names(saved)
+    train = saved.get("train")
+    if isinstance(train, dict):
+        known = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+        saved = {**saved, "train": {**{k: known[k] for k in known if k not in train}, **train}}
     config = getattr(model, "config", None)
     if not (is_dataclass(config) and isinstance(saved.get("model"), dict)):
         return saved

@@ -5,7 +5,7 @@ fit's callback, keeps the same EMA as the trainer (`dit_mini.train.step.ema_upda
 trainer's warm-up) and grades it every `every_steps` steps: guided samples scored by the relic
 classifier (`dit_mini.metrics.classifier.score_samples`), the ruler of `dit_mini.studies.ttr`.
 
-Used by notebook 03 (clearing the fog).
+Used by notebook 03 (clearing the fog) and by `dit_mini.studies.recipe_race`.
 """
 
 from __future__ import annotations

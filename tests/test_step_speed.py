@@ -1,0 +1,103 @@
+"""Issue 24's speed levers compute what they replace: the sigmoid-form GELU(tanh), the for-each
+EMA, the epoch order made once per epoch; the learning-rate decay; the two studies' helpers."""
+
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dit_mini.models.dit import DiT, dit_config
+from dit_mini.models.dit_block import Mlp, TanhGELU
+from dit_mini.studies import recipe_race, step_levers
+from dit_mini.train.config import TrainConfig, batch_indices, derive_seed
+from dit_mini.train.resume import config_diff, with_new_defaults
+
+
+def test_tanh_gelu_is_torchs_gelu_tanh_forward_and_backward():
+    x = torch.randn(4, 7, 33, generator=torch.Generator().manual_seed(0)) * 3
+    x.requires_grad_()
+    ours, theirs = TanhGELU()(x), F.gelu(x, approximate="tanh")
+    assert torch.allclose(ours, theirs, atol=1e-6, rtol=0), (ours - theirs).abs().max()
+    g = torch.randn_like(x)
+    (ga,) = torch.autograd.grad(ours, x, g)
+    (gb,) = torch.autograd.grad(theirs, x, g)
+    assert torch.allclose(ga, gb, atol=1e-6, rtol=0)
+    x64 = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(TanhGELU(), (x64,))
+    assert isinstance(Mlp(8, 16).act, torch.nn.GELU) and Mlp(8, 16).act.approximate == "tanh"
+
+
+def test_lr_decay_schedules():
+    none = TrainConfig(steps=100, lr=1.0, warmup_steps=10)
+    lin = TrainConfig(steps=100, lr=1.0, warmup_steps=10, lr_decay="linear")
+    cos = TrainConfig(steps=100, lr=1.0, warmup_steps=10, lr_decay="cosine")
+    for cfg in (none, lin, cos):
+        assert cfg.lr_at(0) == pytest.approx(0.1) and cfg.lr_at(9) == pytest.approx(1.0)
+        assert cfg.lr_at(10) == pytest.approx(1.0)
+    assert none.lr_at(99) == 1.0
+    assert lin.lr_at(55) == pytest.approx(0.5) and lin.lr_at(99) == pytest.approx(1 / 90)
+    assert cos.lr_at(55) == pytest.approx(0.5)
+    assert 0 < cos.lr_at(99) < 1e-3 and cos.lr_at(150) == 0.0
+    lrs = [cos.lr_at(s) for s in range(10, 100)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    with pytest.raises(ValueError, match="lr_decay must be one of"):
+        TrainConfig(lr_decay="exp")
+
+
+def test_a_run_saved_before_lr_decay_existed_still_resumes():
+    model = DiT(dit_config("nano", depth=1))
+    train = dict(TrainConfig().__dict__)
+    old = {"model": {}, "train": {k: v for k, v in train.items() if k != "lr_decay"}}
+    filled = with_new_defaults(old, model, {})
+    assert filled["train"]["lr_decay"] == "none"
+    assert config_diff(filled, {"model": {}, "train": train}) == []
+
+
+def test_epoch_order_made_once_is_the_order_drawn_every_step():
+    def fresh(step, batch, n, seed):  # the formula before issue 24: a randperm per step
+        start, stop, parts = step * batch, (step + 1) * batch, []
+        for epoch in range(start // n, (stop - 1) // n + 1):
+            g = torch.Generator().manual_seed(derive_seed(seed, "data", epoch))
+            perm = torch.randperm(n, generator=g)
+            parts.append(perm[max(start - epoch * n, 0) : min(stop - epoch * n, n)])
+        return torch.cat(parts)
+
+    for step in range(12):  # crosses epoch boundaries of a 37-image set
+        idx = batch_indices(step, 8, 37, 3)
+        assert torch.equal(idx, fresh(step, 8, 37, 3))
+        idx[:] = -1  # a caller writing to its batch must not change the cached order
+    assert torch.equal(batch_indices(0, 8, 37, 3), fresh(0, 8, 37, 3))
+
+
+def test_foreach_ema_equals_the_python_loop():
+    session = step_levers.make_session("nano", batch=4, n_images=16)
+    twin = copy.deepcopy(session.ema)
+    session.train_step()
+    decay = session.config.ema_decay_at(0)
+    with torch.no_grad():
+        for e, p in zip(twin.parameters(), session.model.parameters()):
+            e.lerp_(p, 1.0 - decay)
+    for a, b in zip(twin.parameters(), session.ema.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_step_levers_interleave_and_reference_errors():
+    r = step_levers.interleave("loop-ema", "nano", batch=2, rounds=2, steps=1)
+    assert r["clock"] == "cpu" and r["ratio"] > 0 and len(r["ratios"]) == 2
+    with pytest.raises(ValueError, match="unknown lever"):
+        step_levers.interleave("warp-drive")
+    with pytest.raises(FileNotFoundError, match="reference DiT's models.py"):
+        step_levers.load_reference("/nonexistent/models.py")
+
+
+def test_recipe_race_variants_and_images_to_goal():
+    v = recipe_race.variant("decay-cos-2000")
+    assert v.train.steps == 2000 and v.train.lr_decay == "cosine" and v.preset == "nano"
+    points = [{"images": 100, "class_accuracy": 0.5}, {"images": 200, "class_accuracy": 0.93}]
+    assert recipe_race.images_to_goal(points) == 200
+    assert recipe_race.images_to_goal(points[:1]) is None
+    with pytest.raises(ValueError, match="unknown variant"):
+        recipe_race.variant("nope")
+    assert math.isclose(recipe_race.GOAL, 0.9)
