@@ -4,7 +4,8 @@
 `dit_mini.course.new_game_plus.train_step` (what notebook 14 grades the learner's step against)
 both call these, so the course cannot drift away from the trainer:
 
-- `lr_at(step, lr, warmup_steps)`: the learning rate of a step, with linear warm-up;
+- `lr_at(step, lr, warmup_steps, decay, steps)`: the learning rate of a step, with linear
+  warm-up and an optional linear or cosine decay to 0 at the last step;
 - `set_lr(optimizer, lr)`: put it into every parameter group;
 - `clip_and_step(model, optimizer, grad_clip, scaler)`: (unscale,) clip the model's gradient
   norm, take the optimizer step (and update the float16 loss scaler);
@@ -15,15 +16,29 @@ both call these, so the course cannot drift away from the trainer:
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
-__all__ = ["lr_at", "set_lr", "clip_and_step", "ema_decay_at", "ema_update"]
+__all__ = ["LR_DECAYS", "lr_at", "set_lr", "clip_and_step", "ema_decay_at", "ema_update"]
+
+LR_DECAYS = ("none", "linear", "cosine")  # learning rate after the warm-up (TrainConfig.lr_decay)
 
 
-def lr_at(step: int, lr: float, warmup_steps: int = 0) -> float:
-    """Learning rate of step `step` (0-based): linear warm-up over `warmup_steps`, then `lr`."""
-    return lr * min(1.0, (step + 1) / warmup_steps) if warmup_steps else lr
+def lr_at(
+    step: int, lr: float, warmup_steps: int = 0, decay: str = "none", steps: int = 0
+) -> float:
+    """Learning rate of step `step` (0-based): linear warm-up over `warmup_steps`, then `lr`,
+    or with `decay` "linear" / "cosine" a decay that reaches 0 after step `steps`."""
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    if decay == "none":
+        return lr
+    left = max(0.0, (steps - step) / max(1, steps - warmup_steps))  # 1 -> 0
+    if decay == "linear":
+        return lr * left
+    return lr * (0.5 - 0.5 * math.cos(math.pi * left))
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
@@ -63,7 +78,8 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
     """ema <- decay * ema + (1 - decay) * model, parameter by parameter; buffers are copied.
 
     The model's values are cast to the EMA's device and dtype."""
-    for e, p in zip(ema.parameters(), model.parameters()):
-        e.lerp_(p.detach().to(e), 1.0 - decay)
+    ema_params = list(ema.parameters())
+    params = [p.detach().to(e) for e, p in zip(ema_params, model.parameters())]
+    torch._foreach_lerp_(ema_params, params, 1.0 - decay)  # one call, not a Python loop
     for e, b in zip(ema.buffers(), model.buffers()):
         e.copy_(b)
