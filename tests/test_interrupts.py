@@ -2,10 +2,12 @@
 run continues exactly; a second signal stops at once. Real signals, sent to real processes."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -85,20 +87,26 @@ def test_in_process_interrupt_returns_the_result_and_restores_handlers(tmp_path)
 def test_ctrl_c_on_the_command_line_prints_the_resume_command(tmp_path):
     out = tmp_path / "cli"
     args = ["train", "--preset", "nano", "--n-images", "64", "--steps", "100000",
-            "--batch-size", "8", "--checkpoint-every", "1000", "--quiet", "--device", "cpu",
+            "--batch-size", "8", "--checkpoint-every", "1000", "--device", "cpu",
             "--out", str(out)]  # fmt: skip
     env = {**os.environ, "DIT_MINI_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "dit_mini.cli", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    chunks: list[str] = []
+    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: proc.stderr.read(1), "")))
+    reader.start()
     try:
-        deadline = time.time() + 90
-        while not out.exists() and time.time() < deadline:  # created just before training
+        # The folder is locked before the data is made, so wait for the progress bar to count
+        # training steps (far from the first checkpoint at step 1000), however loaded the machine.
+        deadline = time.time() + 120
+        while time.time() < deadline and not re.search(r"\| *[1-9]\d*/100000", "".join(chunks)):
             time.sleep(0.2)
-        time.sleep(3)  # some steps, far from the first checkpoint (step 1000)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
     finally:
         proc.kill()
+        reader.join(timeout=10)
+    err = "".join(chunks)
     assert proc.returncode == 130, err[-2000:]
     assert "SIGINT stopped training after step" in err
     resume = next(line for line in err.splitlines() if "continue with:" in line)
