@@ -8,7 +8,8 @@ recipe and, every `every` steps, stops the clock, lets the EMA draw `per_class` 
 *steps* (images seen), which do not depend on how busy the machine is, and reports the training
 time per step separately, so a step budget converts into minutes on any machine:
 
-    python -m dit_mini.studies.medium_mode --steps 3000 --every 250 --threads 1
+    python -m dit_mini.studies.medium_mode --steps 3500 --every 250 --threads 1
+    python -m dit_mini.studies.medium_mode --constant   # the target's mean, zero's loss
 
 Used by notebook 14 (new game plus) through `dit_mini.runtime.MODES` (the medium budget) and
 recorded in notebooks/MEASUREMENTS.md.
@@ -29,7 +30,7 @@ from ..metrics.evaluation import evaluate_samples
 from ..models.dit import DiT, dit_config
 from ..runtime import machine_info
 
-__all__ = ["steps_to_recognizable", "main"]
+__all__ = ["steps_to_recognizable", "constant_answers", "main"]
 
 
 def steps_to_recognizable(
@@ -89,13 +90,32 @@ def steps_to_recognizable(
     }
 
 
+def constant_answers(n_images: int = 20_000, seed: int = 0) -> dict:
+    """What a DiT that ignores its input can do on the flow target eps - x0 of the relics: the
+    mean target, and the loss of answering zero (a fresh adaLN-Zero DiT) against the loss of
+    answering the mean target image (the best input-free answer)."""
+    x0 = make_relics(n_images, seed=0).images
+    target = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed)) - x0
+    mean_image = target.mean(0, keepdim=True)
+    return {
+        "mean_pixel": x0.mean().item(),
+        "mean_target": target.mean().item(),
+        "loss_of_zero": target.pow(2).mean().item(),
+        "loss_of_mean_image": (target - mean_image).pow(2).mean().item(),
+    }
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--every", type=int, default=250)
     parser.add_argument("--per-class", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--constant", action="store_true", help="only the input-free answers")
     args = parser.parse_args(argv)
+    if args.constant:
+        print(json.dumps(constant_answers()))
+        return
     result = steps_to_recognizable(args.steps, args.every, args.per_class, threads=args.threads)
     print(json.dumps({k: v for k, v in result.items() if k != "records"}))
 
