@@ -1,7 +1,12 @@
 """Where and how code runs: FAST mode, device choice, mixed precision and several processes.
 
-- FAST mode is the course's one switch for quick runs (CI, a first look at a notebook): every
-  training and sampling loop shrinks so that a notebook runs in about a minute on 2 CPU cores.
+- The course mode is the one switch for how long the notebooks run (`course_mode()`, set by
+  DIT_MINI_MODE=fast|medium|full): `fast` (CI, a first look: every loop shrinks so that a notebook
+  runs in about a minute on 2 CPU cores, and trained models draw noise), `medium` (a laptop, the
+  default: notebook 14 trains its DiT for a step budget that draws recognizable relics in about
+  3 minutes on 2 cores; every other notebook runs as in full mode) and `full` (the longest runs
+  and the best pictures). DIT_MINI_FAST=1 (or CI set) still means fast and DIT_MINI_FAST=0 full;
+  `fast_mode()` is `course_mode() == "fast"`.
 - Device: CUDA, then Apple's MPS, then the CPU, unless the caller names one.
 - Mixed precision only on CUDA: bfloat16 where the GPU supports it, else float16 with a gradient
   scaler (Micikevicius et al., arXiv 1710.03740); float32 everywhere else, so CPU runs are exact.
@@ -26,6 +31,9 @@ __all__ = [
     "machine_info",
     "cpu_name",
     "FAST_ENV",
+    "MODE_ENV",
+    "MODES",
+    "course_mode",
     "fast_mode",
     "pick_device",
     "autocast_dtype",
@@ -38,6 +46,8 @@ __all__ = [
 ]
 
 FAST_ENV = "DIT_MINI_FAST"
+MODE_ENV = "DIT_MINI_MODE"
+MODES = ("fast", "medium", "full")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
@@ -64,15 +74,29 @@ def machine_info() -> dict:
     }
 
 
-def fast_mode() -> bool:
-    """True when DIT_MINI_FAST is on, or when CI is set and DIT_MINI_FAST does not say 0."""
+def course_mode() -> str:
+    """'fast', 'medium' or 'full'. DIT_MINI_MODE decides when set; else DIT_MINI_FAST (1: fast,
+    0: full); else 'fast' when CI is set; else 'medium', the laptop default."""
+    mode = os.environ.get(MODE_ENV, "").strip().lower()
+    if mode:
+        if mode not in MODES:
+            raise ValueError(
+                f"{MODE_ENV}={mode!r} is not understood; set it to fast, medium or full"
+            )
+        return mode
     value = os.environ.get(FAST_ENV)
     if value is None:
-        return bool(os.environ.get("CI"))
+        return "fast" if os.environ.get("CI") else "medium"
     value = value.strip().lower()
     if value not in _TRUE + _FALSE:
         raise ValueError(f"{FAST_ENV}={value!r} is not understood; set it to 1 (fast) or 0 (full)")
-    return value in _TRUE
+    return "fast" if value in _TRUE else "full"
+
+
+def fast_mode() -> bool:
+    """True in the fast course mode: DIT_MINI_MODE=fast, DIT_MINI_FAST on, or CI set without
+    either saying otherwise (see `course_mode`)."""
+    return course_mode() == "fast"
 
 
 def pick_device(override: str | torch.device | None = None) -> torch.device:

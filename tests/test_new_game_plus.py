@@ -10,7 +10,9 @@ from torch import nn
 
 from dit_mini.course.exercises import check
 from dit_mini.course.new_game_plus import (
+    BUDGETS,
     FLOW,
+    RELICS_CHECK_STEPS,
     TrainingView,
     ema_result,
     ema_update,
@@ -20,8 +22,10 @@ from dit_mini.course.new_game_plus import (
     module_test,
     snapshot_figure,
     step_result,
+    too_little_training,
     train_loop,
     train_step,
+    training_budget,
     yours_or_package,
 )
 from dit_mini.diffusion.losses import generate
@@ -196,3 +200,26 @@ def test_step_result_uses_copies_not_the_callers_models():
     before = copy.deepcopy(model.state_dict())
     step_result(train_step)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_training_budget_follows_the_course_mode(monkeypatch):
+    for key in ("CI", "DIT_MINI_FAST", "DIT_MINI_MODE"):
+        monkeypatch.delenv(key, raising=False)
+    assert training_budget().mode == "medium"  # the laptop default
+    monkeypatch.setenv("DIT_MINI_FAST", "1")
+    assert training_budget().steps == 40 and training_budget().check_steps == 0
+    monkeypatch.setenv("DIT_MINI_MODE", "full")
+    assert training_budget().seconds == 600.0
+    assert training_budget("medium").steps >= RELICS_CHECK_STEPS  # medium reaches the check
+    with pytest.raises(ValueError, match="'laptop' is not one of fast, medium, full"):
+        training_budget("laptop")
+
+
+def test_a_short_run_is_told_so_honestly_and_a_long_one_is_checked():
+    medium, full = BUDGETS["medium"], BUDGETS["full"]
+    message = too_little_training(656, 600.0, full)
+    assert "your run got 656 steps in 10.0 minutes, fewer than the 3,000" in message
+    assert "run the training cell again, it continues" in message
+    assert "check the step" not in message and "died" not in message.lower()
+    assert too_little_training(RELICS_CHECK_STEPS, 120.0, medium) is None
+    assert "noise" in too_little_training(40, 3.0, BUDGETS["fast"])

@@ -8,6 +8,7 @@ import torch
 from dit_mini.runtime import (
     autocast_context,
     autocast_dtype,
+    course_mode,
     dist_info,
     fast_mode,
     init_distributed,
@@ -24,12 +25,36 @@ from dit_mini.runtime import (
 def test_fast_mode_follows_the_environment(monkeypatch, env, expected):
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.delenv("DIT_MINI_FAST", raising=False)
+    monkeypatch.delenv("DIT_MINI_MODE", raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert fast_mode() is expected
 
 
+@pytest.mark.parametrize(
+    "env, expected",
+    [({}, "medium"), ({"CI": "true"}, "fast"), ({"DIT_MINI_FAST": "0"}, "full"),
+     ({"DIT_MINI_FAST": "1"}, "fast"), ({"DIT_MINI_MODE": "full", "CI": "1"}, "full"),
+     ({"DIT_MINI_MODE": " Medium ", "DIT_MINI_FAST": "1"}, "medium"),
+     ({"DIT_MINI_MODE": "fast", "DIT_MINI_FAST": "0"}, "fast")],
+)  # fmt: skip
+def test_course_mode_one_switch_three_speeds(monkeypatch, env, expected):
+    for key in ("CI", "DIT_MINI_FAST", "DIT_MINI_MODE"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert course_mode() == expected
+    assert fast_mode() is (expected == "fast")
+
+
+def test_course_mode_rejects_unknown_values(monkeypatch):
+    monkeypatch.setenv("DIT_MINI_MODE", "laptop")
+    with pytest.raises(ValueError, match="DIT_MINI_MODE='laptop'.*fast, medium or full"):
+        course_mode()
+
+
 def test_fast_mode_rejects_unknown_values(monkeypatch):
+    monkeypatch.delenv("DIT_MINI_MODE", raising=False)
     monkeypatch.setenv("DIT_MINI_FAST", "maybe")
     with pytest.raises(ValueError, match="DIT_MINI_FAST='maybe'"):
         fast_mode()

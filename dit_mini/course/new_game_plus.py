@@ -17,6 +17,10 @@ package's own pieces (`dit_mini.models.dit`, `dit_mini.diffusion`); what this mo
   else the package's, and says which, so a learner copy runs top to bottom.
 - `TrainingView`: the live loss curve and sample grid of a training run, redrawn about once a
   minute, with every drawn grid kept as a snapshot for the slider of the notebook.
+- `training_budget`, `too_little_training`: how long the learner's DiT trains in each course
+  mode (`dit_mini.runtime.course_mode`: fast, medium, full), and the honest message that replaces
+  the "draws relics" check when a run got fewer steps than the check needs (a slow or busy
+  machine is not a mistake in the learner's code).
 
 Used by notebook 14 (new game plus).
 """
@@ -37,6 +41,7 @@ from ..diffusion.guidance import drop_labels, guided
 from ..diffusion.losses import DiffusionConfig, make_loss
 from ..diffusion.samplers import euler_sample
 from ..models.dit import DiT, dit_config
+from ..runtime import MODES, course_mode
 from ..threads import ThreadTuner, requested_threads
 from ..train.step import clip_and_step, ema_update, lr_at, set_lr
 from ..viz import image_grid, smooth
@@ -57,6 +62,11 @@ __all__ = [
     "Snapshot",
     "TrainingView",
     "snapshot_figure",
+    "TrainingBudget",
+    "BUDGETS",
+    "RELICS_CHECK_STEPS",
+    "training_budget",
+    "too_little_training",
 ]
 
 # The quickstart's objective: flow matching with logit-normal training times.
@@ -288,6 +298,64 @@ def euler_sample_cfg(
     """The package's Euler sampler from t = 1 to 0 with classifier-free guidance, in the
     signature of notebook 14's sampler exercise. Shapes: x_T (B, C, H, W), y (B,) -> x_0."""
     return euler_sample(guided(model, cfg_scale, null_class), x_T, y, steps)
+
+
+# Steps of batch 16 after which the recipe's EMA draws relics the classifier recognises (>= 80 %
+# class accuracy): measured with `python -m dit_mini.studies.medium_mode` (MEASUREMENTS.md,
+# section 14: 82 % after 2,750 steps, 86 % after 3,000, 93 % after 3,500, the medium budget).
+# Steps, not seconds: a busy machine trains slower, not worse.
+RELICS_CHECK_STEPS = 3000
+
+
+@dataclass(frozen=True)
+class TrainingBudget:
+    """How long notebook 14 trains the learner's DiT in one course mode, and how it is shown.
+
+    The loop stops after `steps` steps or `seconds` of training (None: no time limit); a sample
+    grid is drawn every `grid_every_steps` steps (None: about once a minute). `check_steps` is
+    what the "draws relics" check needs (0: no check, the drawings of FAST mode are noise)."""
+
+    mode: str
+    steps: int
+    seconds: float | None
+    grid_every_steps: int | None
+    per_row: int
+    n_per_class: int
+    check_steps: int
+
+
+BUDGETS = {
+    "fast": TrainingBudget("fast", 40, None, 10, 2, 3, 0),
+    "medium": TrainingBudget("medium", 3500, 600.0, 500, 4, 20, RELICS_CHECK_STEPS),
+    "full": TrainingBudget("full", 100_000, 600.0, None, 4, 20, RELICS_CHECK_STEPS),
+}
+
+
+def training_budget(mode: str | None = None) -> TrainingBudget:
+    """The budget of `mode` (fast, medium or full), by default of the course mode in force."""
+    mode = course_mode() if mode is None else mode
+    if mode not in BUDGETS:
+        raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
+    return BUDGETS[mode]
+
+
+def too_little_training(steps: int, seconds: float, budget: TrainingBudget) -> str | None:
+    """None when a run of `steps` steps is long enough for the "draws relics" check; else why not,
+    in words that do not blame the learner's code."""
+    if budget.check_steps <= 0:
+        return (
+            f"{budget.mode} mode trained {steps:,} steps: the drawings are noise and the "
+            "classifier's score is chance, so nothing is checked. Set DIT_MINI_MODE=medium "
+            "(a laptop, about 3 minutes) or full and run the notebook again to see your DiT draw "
+            "relics."
+        )
+    if steps >= budget.check_steps:
+        return None
+    return (
+        f"your run got {steps:,} steps in {seconds / 60:.1f} minutes, fewer than the "
+        f"{budget.check_steps:,} this check needs (your code is not the problem: the machine was "
+        "slow or busy); run the training cell again, it continues"
+    )
 
 
 @dataclass

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..runtime import FAST_ENV
+from ..runtime import FAST_ENV, MODE_ENV
 from .exercises import FAIL_PREFIX, GRADING_ENV
 from .hints import EXERCISES
 from .quiz import WIDGET_VIEW
@@ -69,8 +69,9 @@ def _execute(nb, folder: Path, timeout: int, fast: bool) -> None:
     """Run `nb` in a fresh kernel with `folder` as working directory; raise on a cell's error."""
     from nbclient import NotebookClient  # deferred: the `test` extra (and nbconvert's)
 
-    saved = {k: os.environ.get(k) for k in (FAST_ENV, GRADING_ENV)}
+    saved = {k: os.environ.get(k) for k in (FAST_ENV, MODE_ENV, GRADING_ENV)}
     os.environ[FAST_ENV] = "1" if fast else "0"  # inherited by the kernel
+    os.environ[MODE_ENV] = "fast" if fast else "full"
     os.environ.pop(GRADING_ENV, None)
     try:
         resources = {"metadata": {"path": str(folder)}}

@@ -64,9 +64,12 @@ def train_and_grade(
     classifier=None,
     seed: int = 0,
     quiet: bool = True,
+    device: str | torch.device | None = None,
 ):
     """`fit` with the EMA graded every `every_steps` steps and at the end: n_eval guided samples
     (n_eval / 10 per class, the same noise every time) scored by the relic classifier.
+
+    `device` goes to `fit` (None: CUDA, then MPS, then the CPU); the returned EMA lives there.
 
     Returns (the TrainResult, the points: dicts with 'step', 'images', 'loss' (mean of the last
     50 steps) and the keys of `score_samples`). Notebook 03 races eps against flow with it.
@@ -88,5 +91,7 @@ def train_and_grade(
         return score_samples(images.cpu(), y, classifier)
 
     grader = _StepGrader(model, config, every_steps, config.steps, grade)
-    result = fit(model, make_loss(diffusion), data, config, quiet=quiet, callback=grader)
+    result = fit(
+        model, make_loss(diffusion), data, config, device=device, quiet=quiet, callback=grader
+    )
     return result, grader.points
