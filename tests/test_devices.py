@@ -24,7 +24,7 @@ from dit_mini.diffusion.guidance import drop_labels, guided
 from dit_mini.diffusion.losses import DiffusionConfig, generate, make_loss
 from dit_mini.diffusion.samplers import FLOW_TIME_SCALE
 from dit_mini.models.dit import DiT, dit_config
-from dit_mini.studies import ttr
+from dit_mini.studies import graded_training
 from dit_mini.train.config import TrainConfig
 
 SOLUTIONS = Path(__file__).resolve().parents[1] / "notebooks" / "solutions"
@@ -182,9 +182,9 @@ def test_notebook_03_tells_the_trainer_its_device(monkeypatch):
         seen.update(kwargs)
         raise RuntimeError("stop here")
 
-    monkeypatch.setattr(ttr, "fit", fake_fit)
+    monkeypatch.setattr(graded_training, "fit", fake_fit)
     with pytest.raises(RuntimeError, match="stop here"):
-        ttr.train_and_grade(
+        graded_training.train_and_grade(
             nn.Linear(1, 1),
             DiffusionConfig(),
             None,

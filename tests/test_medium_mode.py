@@ -1,10 +1,10 @@
-"""The benchmark behind medium mode's step budget (dit_mini.studies.medium_mode): it trains
+"""The benchmark behind medium mode's step budget (dit_mini.course.medium_mode): it trains
 notebook 14's recipe, grades at the asked steps, and reports steps, not only seconds."""
 
 import pytest
 
+from dit_mini.course.medium_mode import constant_answers, steps_to_recognizable
 from dit_mini.models.dit import dit_config
-from dit_mini.studies.medium_mode import constant_answers, steps_to_recognizable
 
 
 def test_steps_to_recognizable_grades_at_the_asked_steps():

@@ -25,7 +25,9 @@ def test_under_load_rows_and_report(capsys, tmp_path):
     assert all(r["images_per_s"] > 0 and r["steps"] >= 1 for r in result["rows"])
     assert [r["chosen"] for r in result["rows"] if r["threads"] != "auto"] == [1, 2, 1, 2]
     table = format_under_load(result)
-    assert "of idle" in table and table.count("100%") == 3  # each policy idle against itself
+    idle = [line for line in table.splitlines() if line.split()[:1] == ["0"]]
+    assert "of idle" in table and len(idle) == 3  # each policy idle against itself; a busy row
+    assert all(line.endswith("100%") for line in idle)  # may also read 100 % on a noisy machine
     out = tmp_path / "load.json"
     assert main(["bench", "--under-load", "0", "--load-seconds", "0.3", "--out", str(out)]) == 0
     assert out.is_file() and "img/s" in capsys.readouterr().out

@@ -8,8 +8,8 @@ recipe and, every `every` steps, stops the clock, lets the EMA draw `per_class` 
 *steps* (images seen), which do not depend on how busy the machine is, and reports the training
 time per step separately, so a step budget converts into minutes on any machine:
 
-    python -m dit_mini.studies.medium_mode --steps 3500 --every 250 --threads 1
-    python -m dit_mini.studies.medium_mode --constant   # the target's mean, zero's loss
+    python -m dit_mini.course.medium_mode --steps 3500 --every 250 --threads 1
+    python -m dit_mini.course.medium_mode --constant   # the target's mean, zero's loss
 
 Used by notebook 14 (new game plus) through `dit_mini.runtime.MODES` (the medium budget) and
 recorded in notebooks/MEASUREMENTS.md.
@@ -24,11 +24,11 @@ import time
 
 import torch
 
-from ..course.new_game_plus import euler_sample_cfg, train_loop, train_step
 from ..data.relics import make_relics
 from ..metrics.evaluation import evaluate_samples
 from ..models.dit import DiT, dit_config
 from ..runtime import machine_info
+from .new_game_plus import euler_sample_cfg, train_loop, train_step
 
 __all__ = ["steps_to_recognizable", "constant_answers", "main"]
 
@@ -64,7 +64,7 @@ def steps_to_recognizable(
             return
         clock["train"] += time.perf_counter() - clock["since"]
         samples = euler_sample_cfg(ema, eval_noise, eval_y, steps=20, cfg_scale=3.0)
-        scores = evaluate_samples(samples, labels=eval_y)
+        scores = evaluate_samples(samples.clamp(-1, 1), labels=eval_y)  # as a picture shows it
         record = {
             "step": step + 1,
             "images": 16 * (step + 1),
