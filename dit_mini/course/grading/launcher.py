@@ -111,7 +111,8 @@ def _cells(client, nb, job: dict, status: dict) -> bool:
         if not _run_cell(client, cell, index, timeout):
             status["timed_out_cells"].append(index)
             if not _alive(client, nb):
-                status["note"] = f"cell {index} ran past {timeout} s and ignored the interrupt"
+                status["note"] = (f"cell {index} ran past {timeout} s and the kernel did not answer "
+                                  "the interrupt (killed)")  # fmt: skip
                 return False
         status["cells_run"] += 1
     return True
@@ -130,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = []
-    status = {"timed_out_cells": [], "cells_run": 0, "note": "", "probes_run": 0}
+    status = {"timed_out_cells": [], "cells_run": 0, "note": "", "probes_run": 0,
+              "probe_timeouts": []}  # fmt: skip
     client = _client(nb, job)
     try:
         with client.setup_kernel():
@@ -143,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                                   f"_dm_grader_kernel.run(globals(), {job['probe_in']!r}, {job['probe_out']!r}, {i})")  # fmt: skip
                         nb.cells.append(nbformat.v4.new_code_cell(source))
                         if not _run_cell(client, nb.cells[-1], len(nb.cells) - 1, job["timeout"]):
-                            status["note"] = f"probe {i} ran past {job['timeout']} s"
+                            status["probe_timeouts"].append(i)
                             if not _alive(client, nb):
                                 break
                         status["probes_run"] += 1

@@ -66,7 +66,7 @@ def _int(g, low: int, high: int) -> int:
 def _state(make_module: Callable[[], torch.nn.Module], g) -> dict:
     """A fresh random state dict for the reference module (no zero gates: every weight shows)."""
     module = make_module()
-    return {k: 0.2 * torch.randn(v.shape, generator=g) if v.is_floating_point() else v.clone()
+    return {k: 0.05 * torch.randn(v.shape, generator=g) if v.is_floating_point() else v.clone()
             for k, v in module.state_dict().items()}  # fmt: skip
 
 
@@ -138,6 +138,21 @@ def _loop_test(trace, args) -> str | None:
     if len({tuple(b) for b in trace["batches"]}) < 2:
         return "every step got the same batch"
     return None if trace["zero_budget_steps"] <= 1 else "with seconds=0 the loop kept going"
+
+
+def _is_input(output, args) -> str | None:
+    """A fresh adaLN-Zero block returns its input tokens exactly."""
+    tokens = args[1][0]
+    if not isinstance(output, torch.Tensor) or output.shape != tokens.shape:
+        return f"expected a tensor of shape {tuple(tokens.shape)}"
+    return None if torch.equal(output, tokens) else "a fresh block changed its input (gates not zero)"
+
+
+def _is_zero(output, args) -> str | None:
+    """A fresh final layer (and so a fresh DiT) outputs exactly zero."""
+    if not isinstance(output, torch.Tensor):
+        return "expected a tensor"
+    return None if not output.any() else "a fresh one does not output zeros (zero-init missing)"
 
 
 def _hash_test(digest: str) -> Callable:
@@ -310,21 +325,21 @@ PROBES: list[Probe] = [
           ref(B + "modulate"), package=(B + "modulate",)),
     Probe("14.block", "the block", ("MyDiTBlock",), "module",
           _module(B + "DiTBlock", (192, 3), lambda g: (TOKENS(g), COND(g))),
-          ref(B + "DiTBlock"), package=(B + "DiTBlock",)),
+          ref(B + "DiTBlock"), package=(B + "DiTBlock",), atol=1e-4, rtol=1e-3),
     Probe("14.block", "a fresh block is the identity", ("MyDiTBlock",), "fresh",
-          lambda g: [((192, 3), (TOKENS(g), COND(g)), _int(g, 0, 2**31))], ref(B + "DiTBlock"), atol=0, rtol=0),
+          lambda g: [((192, 3), (TOKENS(g), COND(g)), _int(g, 0, 2**31))], test=_is_input),
     Probe("14.final_layer", "", ("MyFinalLayer",), "module",
           _module(B + "FinalLayer", (192, 4, 3), lambda g: (TOKENS(g), COND(g))),
           ref(B + "FinalLayer"), package=(B + "FinalLayer",)),
     Probe("14.final_layer", "a fresh one outputs zeros", ("MyFinalLayer",), "fresh",
-          lambda g: [((192, 4, 3), (TOKENS(g), COND(g)), _int(g, 0, 2**31))], ref(B + "FinalLayer"), atol=0, rtol=0),
+          lambda g: [((192, 4, 3), (TOKENS(g), COND(g)), _int(g, 0, 2**31))], test=_is_zero),
     Probe("14.mydit", "", ("MyDiT",), "module",
           lambda g: [((Config("tiny"),), _state(lambda: ref(M + "dit:DiT")()(ref(M + "dit:dit_config")()("tiny")), g),
                       (_randn(g, 2, 3, 32, 32), 1000 * torch.rand(2, generator=g), torch.randint(0, 11, (2,), generator=g)))],
-          ref(M + "dit:DiT"), package=(M + "dit:DiT",), atol=1e-4),
+          ref(M + "dit:DiT"), package=(M + "dit:DiT",), atol=1e-3, rtol=1e-3),
     Probe("14.mydit", "an untrained MyDiT predicts zero", ("MyDiT",), "fresh",
           lambda g: [((Config("nano"),), (_randn(g, 2, 3, 32, 32), 1000 * torch.rand(2, generator=g), None), 0)],
-          ref(M + "dit:DiT"), atol=0, rtol=0),
+          test=_is_zero),
     Probe("14.flow_loss", "logit-normal times", ("my_logit_normal_times",), "call",
           lambda g: [(_int(g, 3, 9), Generator(_int(g, 0, 2**31)))], lambda: _flow_times),
     Probe("14.flow_loss", "the loss on the boss", ("my_flow_loss",), "call_no_grad",

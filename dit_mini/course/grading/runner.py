@@ -73,7 +73,8 @@ def _verdict(probe, args, result) -> str | None:
     """None when the call's output passes, else the reason."""
     if not isinstance(result, dict) or not result.get("ok"):
         error = result.get("error", "no output") if isinstance(result, dict) else "no output"
-        return f"your code: {error}" if "defined" not in str(error) else str(error)
+        plain = "defined" in str(error) or str(error).startswith("the probe")
+        return str(error) if plain else f"your code: {error}"
     output = result.get("out")
     if probe.test is not None:
         return probe.test(output, args)
@@ -235,12 +236,13 @@ def _run(grade, exercises, nb, data, home, limits, bwrap, slot, threads, fast, s
     note = _memory_note(home, limits) or note
     grade.note = "; ".join(x for x in (grade.note, note[:200]) if x)
     grade.timed_out_cells = [int(i) for i in status.get("timed_out_cells", []) if isinstance(i, int)]
-    _score(grade, exercises, calls, out_dir, static_flags, allow_package_answers, limits)
+    timeouts = {i for i in status.get("probe_timeouts", []) if isinstance(i, int)}
+    _score(grade, exercises, calls, out_dir, static_flags, allow_package_answers, limits, timeouts)
     grade.seconds = round(time.monotonic() - start, 1)
     return grade
 
 
-def _score(grade, exercises, calls, out_dir, static_flags, allow, limits) -> None:
+def _score(grade, exercises, calls, out_dir, static_flags, allow, limits, timeouts) -> None:
     for name, points in exercises:
         mine = [(i, probe, args) for i, (n, probe, args) in enumerate(calls) if n == name]
         if not probes_of(name):
@@ -256,8 +258,8 @@ def _score(grade, exercises, calls, out_dir, static_flags, allow, limits) -> Non
             try:
                 result = codec.load(out_dir / f"out-{i}", build=False)
             except ValueError as error:
-                result = {"ok": False, "error": str(error)}
-                timed_out = timed_out or "no output file" in str(error)
+                result = {"ok": False, "error": f"the probe left no usable output ({error})"}
+            timed_out = timed_out or i in timeouts
             if isinstance(result, dict):
                 flags += [f for f in result.get("flags", []) if isinstance(f, str)][:4]
             flags += [static_flags[n] for n in probe.names if n in static_flags]
