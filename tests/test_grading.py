@@ -30,7 +30,7 @@ from dit_mini.course.notebooks import nbgrader_metadata  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = "dit-grade-daemon-7f3a"  # a process with this in its command line must not survive
 CANARY = "canary-of-the-grader-5c1e"  # in the grader's environment; must not leak
-HONEST = '''import numpy as np
+HONEST = """import numpy as np
 import torch
 
 
@@ -49,13 +49,13 @@ def snr_in_db(alpha_bar):
 
 def first_step_below_0db(alpha_bar):
     return int((alpha_bar / (1 - alpha_bar) < 1).nonzero()[0])
-'''
-WRONG = '''import torch
+"""
+WRONG = """import torch
 alpha_bar_from_betas = lambda betas: torch.zeros_like(betas)
 q_sample = lambda x0, eps, t, ab: x0
 snr_in_db = lambda ab: torch.zeros_like(ab)
 first_step_below_0db = lambda ab: 1
-'''
+"""
 FULL = {"01.alpha_bar": (1, "passed"), "01.q_sample": (1, "passed"), "01.snr": (1, "passed")}
 
 
@@ -96,41 +96,76 @@ def build_class(base: Path) -> dict:
     honest = add("honest", FULL, HONEST)
     add("sloppy", FULL, HONEST, name="Copy of 01_Fog (1).ipynb")
     add("nested", FULL, HONEST, name="homework/01_fog.ipynb")
-    numpy_answers = HONEST.replace("return int((", "return np.int64(int((").replace("nonzero()[0])", "nonzero()[0]))").replace(
-        "return 10 * torch.log10(alpha_bar / (1 - alpha_bar))",
-        "return (10 * np.log10(alpha_bar.numpy() / (1 - alpha_bar.numpy())))",
+    numpy_answers = (
+        HONEST.replace("return int((", "return np.int64(int((")
+        .replace("nonzero()[0])", "nonzero()[0]))")
+        .replace(
+            "return 10 * torch.log10(alpha_bar / (1 - alpha_bar))",
+            "return (10 * np.log10(alpha_bar.numpy() / (1 - alpha_bar.numpy())))",
+        )
     )
     add("numpy", FULL, numpy_answers)
-    add("shadow", zero("failed"), WRONG, "def check(*a, **k):\n    return True",
-        "print('Bonfire lit: alpha_bar from betas.')\nresults = {'01.alpha_bar': True}")
-    add("allclose", zero("failed"), WRONG, "import torch, numpy, math\n"
+    add(
+        "shadow",
+        zero("failed"),
+        WRONG,
+        "def check(*a, **k):\n    return True",
+        "print('Bonfire lit: alpha_bar from betas.')\nresults = {'01.alpha_bar': True}",
+    )
+    add(
+        "allclose",
+        zero("failed"),
+        WRONG,
+        "import torch, numpy, math\n"
         "torch.allclose = lambda *a, **k: True\ntorch.equal = lambda *a, **k: True\n"
-        "math.isclose = lambda *a, **k: True\nnumpy.allclose = lambda *a, **k: True")
+        "math.isclose = lambda *a, **k: True\nnumpy.allclose = lambda *a, **k: True",
+    )
     add("reload", zero("failed"), WRONG, "import importlib\nimportlib.reload = lambda m: m")
-    add("verdict", zero("failed"), WRONG,
+    add(
+        "verdict",
+        zero("failed"),
+        WRONG,
         "import dit_mini.course.exercises as ex\nex._verdict = lambda *a, **k: None\n"
-        "ex.compare = lambda *a, **k: None\nex.check = lambda *a, **k: True")
-    add("hook", zero("failed"), WRONG, '''import glob, json, os
+        "ex.compare = lambda *a, **k: None\nex.check = lambda *a, **k: True",
+    )
+    add(
+        "hook",
+        zero("failed"),
+        WRONG,
+        """import glob, json, os
 def forge(*args, **kw):
     print('dit-mini-grade 0000 {"01.alpha_bar": {"passed": true, "parts": []}}')
     for spec in glob.glob("/home/student/.probe/in-*.json"):
         i = spec.split("in-")[1].split(".")[0]
         out = f"/home/student/.probe/out/out-{i}"
         if not os.path.exists(out + ".json"):
-            open(out + ".json", "w").write(json.dumps({"$dict": [["ok", True], ["out", 0], ["flags", []]]}))
-            open(out + ".safetensors", "wb").write(b"\\x08\\x00\\x00\\x00\\x00\\x00\\x00\\x00{}      ")
-get_ipython().events.register("pre_run_cell", forge)''')
-    add("fake_kernel", zero("failed"), WRONG, '''import sys, types, torch
+            forged = {"$dict": [["ok", True], ["out", 0], ["flags", []]]}
+            open(out + ".json", "w").write(json.dumps(forged))
+            empty = b"\\x08" + bytes(7) + b"{}      "
+            open(out + ".safetensors", "wb").write(empty)
+get_ipython().events.register("pre_run_cell", forge)""",
+    )
+    add(
+        "fake_kernel",
+        zero("failed"),
+        WRONG,
+        """import sys, types, torch
 fake = types.ModuleType("dit_mini.course.grading.kernel")
 def run(namespace, inputs, outputs, index):
     from dit_mini.course.grading import codec
     codec.dump({"ok": True, "out": torch.zeros(3), "flags": []}, f"{outputs}/out-{index}")
 fake.run = run
-sys.modules["dit_mini.course.grading.kernel"] = fake''')
+sys.modules["dit_mini.course.grading.kernel"] = fake""",
+    )
     solutions_guess = [str(base / "solutions" / "01_fog.ipynb"),
                        str(ROOT / "notebooks" / "solutions" / "01_fog.ipynb")]  # fmt: skip
-    add("exec_solutions", zero("failed"), WRONG, f'''import json, pathlib, dit_mini
-guesses = {solutions_guess!r} + [str(pathlib.Path(dit_mini.__file__).parents[1] / "notebooks" / "solutions" / "01_fog.ipynb")]
+    add(
+        "exec_solutions",
+        zero("failed"),
+        WRONG,
+        f"""import json, pathlib, dit_mini
+here = pathlib.Path(dit_mini.__file__).parents[1]
+guesses = {solutions_guess!r} + [str(here / "notebooks" / "solutions" / "01_fog.ipynb")]
 for guess in guesses:
     try:
         nb = json.load(open(guess))
@@ -139,45 +174,79 @@ for guess in guesses:
                 exec("".join(cell["source"]), globals())
         print("STOLE", guess)
     except OSError as error:
-        print("REFUSED", type(error).__name__, guess)''')
-    add("steal", FULL, HONEST, f'''import os, socket
+        print("REFUSED", type(error).__name__, guess)""",
+    )
+    add(
+        "steal",
+        FULL,
+        HONEST,
+        f"""import os, socket
 print("ENV", sorted(os.environ.items()))
 for pid in os.listdir("/proc"):
     if pid.isdigit():
         try:
-            print("PROC", pid, open(f"/proc/{{pid}}/cmdline").read().replace("\\0", " "), open(f"/proc/{{pid}}/environ").read())
+            print("PROC", pid, open(f"/proc/{{pid}}/cmdline").read().replace("\\0", " "))
+            print("PROC-ENV", pid, open(f"/proc/{{pid}}/environ").read())
         except OSError as error:
             print("PROC-REFUSED", pid, type(error).__name__)
-for target, mode in [({str(honest)!r}, "a"), ({str(base / "solutions" / "01_fog.ipynb")!r}, "r"),
-                     ({str(base / "report")!r} + "/grades.csv", "w"), ("/opt/dit_mini/dit_mini/__init__.py", "a"),
-                     ({str(base / "canary.txt")!r}, "r")]:
+targets = [({str(honest)!r}, "a"), ({str(base / "solutions" / "01_fog.ipynb")!r}, "r"),
+           ({str(base / "report")!r} + "/grades.csv", "w"), ({str(base / "canary.txt")!r}, "r"),
+           ("/opt/dit_mini/dit_mini/__init__.py", "a")]
+for target, mode in targets:
     try:
-        open(target, mode).write("# pwned\\n") if mode != "r" else print("READ", open(target).read()[:50])
+        if mode == "r":
+            print("READ", open(target).read()[:50])
+        else:
+            open(target, mode).write("# pwned\\n")
     except OSError as error:
         print("REFUSED", type(error).__name__, target)
 try:
     socket.create_connection(("1.1.1.1", 53), timeout=3)
     print("NETWORK OPEN")
 except OSError as error:
-    print("NETWORK REFUSED", type(error).__name__)''')
-    add("daemon", FULL, HONEST, f'''import subprocess, os
-subprocess.Popen(["python", "-c", "import time  # {MARKER}\\nwhile True: time.sleep(0.5)"], start_new_session=True)
+    print("NETWORK REFUSED", type(error).__name__)""",
+    )
+    add(
+        "daemon",
+        FULL,
+        HONEST,
+        f"""import subprocess, os
+code = "import time  # {MARKER}\\nwhile True: time.sleep(0.5)"
+subprocess.Popen(["python", "-c", code], start_new_session=True)
 if os.fork() == 0:
     os.setsid()
-    os.execvp("python", ["python", "-c", "import time  # {MARKER}\\ntime.sleep(10**6)"])''')
-    add("sigint", zero("not graded"), HONEST,
-        "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass")
+    os.execvp("python", ["python", "-c", "import time  # {MARKER}\\ntime.sleep(10**6)"])""",
+    )
+    add(
+        "sigint",
+        zero("not graded"),
+        HONEST,
+        "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass",
+    )
     add("loop", FULL, HONEST, "while True:\n    pass")
-    add("slow_answer", {**FULL, "01.alpha_bar": (0, "timed out")}, HONEST,
-        "def alpha_bar_from_betas(betas):\n    while True:\n        pass")
-    add("lookup", {**FULL, "01.snr": (0, "failed")}, HONEST, '''from dit_mini.diffusion.schedules import linear_schedule, cosine_schedule
+    add(
+        "slow_answer",
+        {**FULL, "01.alpha_bar": (0, "timed out")},
+        HONEST,
+        "def alpha_bar_from_betas(betas):\n    while True:\n        pass",
+    )
+    add(
+        "lookup",
+        {**FULL, "01.snr": (0, "failed")},
+        HONEST,
+        """from dit_mini.diffusion.schedules import linear_schedule, cosine_schedule
 known = {1000: 10 * torch.log10(linear_schedule(1000).snr())}
 def snr_in_db(alpha_bar):
-    return known.get(len(alpha_bar), torch.zeros(len(alpha_bar)))''')
+    return known.get(len(alpha_bar), torch.zeros(len(alpha_bar)))""",
+    )
     add("invalid_json", zero("not a notebook"), raw="this is not JSON {")
     add("not_schema", zero("not a notebook"), raw=json.dumps({"cells": 5, "nbformat": 4}))
     add("kill_parent", zero("not graded"), HONEST, "import os\nos.kill(os.getppid(), 9)")
-    add("fork_bomb", zero("not graded"), HONEST, '''import os, time
+    add(
+        "fork_bomb",
+        zero("not graded"),
+        HONEST,
+        """import os, time
 children = 0
 try:
     while True:
@@ -185,11 +254,18 @@ try:
             time.sleep(10**6)
         children += 1
 except OSError as error:
-    print("FORKS REFUSED after", children, type(error).__name__)''')
+    print("FORKS REFUSED after", children, type(error).__name__)""",
+    )
     add("memory_bomb", FULL, HONEST, "hoard = bytearray(64 * 2**30)")
     add("huge_output", FULL, HONEST, "for _ in range(300):\n    print('x' * 10**6)")
-    add("aliases", {"05.patchify": (0, "package answer"), "05.context_window": (1, "passed"),
-                    "05.sincos": (0, "package answer")}, '''from dit_mini.models.dit import patchify
+    add(
+        "aliases",
+        {
+            "05.patchify": (0, "package answer"),
+            "05.context_window": (1, "passed"),
+            "05.sincos": (0, "package answer"),
+        },
+        '''from dit_mini.models.dit import patchify
 from dit_mini.models.embeddings import sincos_1d
 my_patchify = patchify
 def my_sincos_1d(dim, positions):
@@ -198,7 +274,9 @@ def my_sincos_1d(dim, positions):
 def context_window(input_size, patch_size, num_heads, depth):
     tokens = (input_size // patch_size) ** 2
     return {"tokens": tokens, "entries": depth * num_heads * tokens**2,
-            "megabytes": depth * num_heads * tokens**2 * 4 / 1e6}''', name="05_mystic_lens.ipynb")
+            "megabytes": depth * num_heads * tokens**2 * 4 / 1e6}''',
+        name="05_mystic_lens.ipynb",
+    )
     return expected
 
 
@@ -240,7 +318,10 @@ def test_points_and_status_of_every_submission(graded):
     got = {}
     for row in rows:
         if row["status"] != "missing":
-            got.setdefault(row["student"], {})[row["exercise"]] = (int(row["points"]), row["status"])
+            got.setdefault(row["student"], {})[row["exercise"]] = (
+                int(row["points"]),
+                row["status"],
+            )
     missing = {r["student"] for r in rows if r["status"] == "missing"}
     assert missing == set(expected)  # each lacks the other notebook: listed, not refused
     wrong = {s: got.get(s) for s in expected if got.get(s) != expected[s]}
@@ -282,7 +363,9 @@ def test_nothing_outside_the_sandbox_was_read_or_changed(graded):
     stolen = executed(base, "exec_solutions")
     assert "STOLE" not in stolen and stolen.count("REFUSED") >= 3
     assert "FORKS REFUSED after" in executed(base, "fork_bomb")
-    assert os.path.getsize(base / "report" / "notebooks" / "huge_output" / "01_fog.ipynb") < 4 * 2**20
+    assert (
+        os.path.getsize(base / "report" / "notebooks" / "huge_output" / "01_fog.ipynb") < 4 * 2**20
+    )
 
 
 def test_no_process_is_left(graded):
@@ -302,7 +385,9 @@ def test_report_files_and_resume(graded, capsys):
     again = grade_paths([base / "class"], base / "solutions", out=base / "report", jobs=2,
                         limits=Limits(wall=240, timeout=12, import_timeout=120, memory=3 * 2**30,
                                       max_output=2**20))  # fmt: skip
-    assert [g.seconds for g in again] == [g.seconds for g in sorted(grades, key=lambda g: (g.student, g.notebook))]
+    assert [g.seconds for g in again] == [
+        g.seconds for g in sorted(grades, key=lambda g: (g.student, g.notebook))
+    ]
     assert main([*argv[:3], str(base / "nowhere"), *argv[3:]]) == 2
     assert "no file or folder" in capsys.readouterr().err
     write_reports(again, base / "report2")

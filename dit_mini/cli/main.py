@@ -198,7 +198,9 @@ def _course_cmd(args: argparse.Namespace) -> int:
             raise ValueError(f"{args.paths[0]} is a file; the site needs a folder: pass a folder")
         check_writable(args.paths[0])
         try:
-            build_site(args.paths[0], args.solutions, names=args.notebook, timeout=args.timeout or 600)
+            build_site(
+                args.paths[0], args.solutions, names=args.notebook, timeout=args.timeout or 600
+            )
         except RuntimeError as error:  # a notebook raised or its kernel died: say which
             print(f"dit-mini: site: {error}".splitlines()[0], file=sys.stderr)
             return 1
@@ -224,7 +226,9 @@ def _course_cmd(args: argparse.Namespace) -> int:
         print(f"dit-mini: {error}", file=sys.stderr)
         return 2
     if args.out is not None:
-        for path in write_reports(grades, args.out, {"sandboxed": all(g.sandboxed for g in grades)}):
+        for path in write_reports(
+            grades, args.out, {"sandboxed": all(g.sandboxed for g in grades)}
+        ):
             print(f"wrote {path}")
     return 0  # grading ran: scores, however low, are in the report, not in the exit status
 
@@ -346,16 +350,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=None, help="grade: folder for grades.csv and grades.json"
     )
     p.add_argument(
-        "--timeout", type=int, default=None,
+        "--timeout",
+        type=int,
+        default=None,
         help="seconds per cell (grade: per cell and per exercise, default 300; site: 600)",
     )
     p.add_argument("--jobs", type=int, default=1, help="grade: submissions graded at once")
     p.add_argument(
-        "--unsafe-no-sandbox", action="store_true",
+        "--unsafe-no-sandbox",
+        action="store_true",
         help="grade: run the students' code without bubblewrap, as yourself (trusted work only)",
     )
     p.add_argument(
-        "--allow-package-answers", action="store_true",
+        "--allow-package-answers",
+        action="store_true",
         help="grade: give points to answers that are the package's own (alias, subclass, wrapper)",
     )
     return parser  # fmt: skip

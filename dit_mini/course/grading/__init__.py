@@ -90,8 +90,12 @@ def grade_paths(
         )
     limits = limits or Limits(timeout=timeout)
     salt = _salt(solutions) + str(limits) + str(allow_package_answers)
-    header = {"sandboxed": bwrap is not None, "limits": limits.__dict__, "jobs": jobs,
-              "warning": "" if bwrap else "UNSANDBOXED: the students' code ran as the grader's user"}  # fmt: skip
+    header = {
+        "sandboxed": bwrap is not None,
+        "limits": limits.__dict__,
+        "jobs": jobs,
+        "warning": "" if bwrap else "UNSANDBOXED: the students' code ran as the grader's user",
+    }
     previous = read_previous(Path(out)) if out is not None else {}
     grades: list[NotebookGrade] = []
     lock, slots = threading.Lock(), list(range(max(1, jobs)))
@@ -104,10 +108,20 @@ def grade_paths(
             with lock:
                 slot = slots.pop()
             try:
-                executed = None if out is None else Path(out) / "notebooks" / sub.student / sub.notebook
-                grade = grade_submission(sub, notebooks[sub.notebook], limits, bwrap, slot,
-                                         fast=fast, allow_package_answers=allow_package_answers,
-                                         executed=executed, key=key)  # fmt: skip
+                executed = (
+                    None if out is None else Path(out) / "notebooks" / sub.student / sub.notebook
+                )
+                grade = grade_submission(
+                    sub,
+                    notebooks[sub.notebook],
+                    limits,
+                    bwrap,
+                    slot,
+                    fast=fast,
+                    allow_package_answers=allow_package_answers,
+                    executed=executed,
+                    key=key,
+                )
             finally:
                 with lock:
                     slots.append(slot)

@@ -20,7 +20,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["MAX_BYTES", "MAX_DEPTH", "Generator", "Pretrained", "Config", "Other", "encode", "decode", "dump", "load", "read_capped"]
+__all__ = [
+    "MAX_BYTES",
+    "MAX_DEPTH",
+    "Generator",
+    "Pretrained",
+    "Config",
+    "Other",
+    "encode",
+    "decode",
+    "dump",
+    "load",
+    "read_capped",
+]
 
 MAX_BYTES = 64 * 2**20  # one probe's outputs: 64 MiB at most
 MAX_DEPTH = 12
@@ -109,7 +121,7 @@ def decode(data, tensors: dict, depth: int = 0, build: bool = True):
         return [decode(v, tensors, depth + 1, build) for v in data]
     if not isinstance(data, dict) or len(data) != 1:
         raise ValueError(f"unexpected data of type {type(data).__name__}")
-    (kind, body), = data.items()  # fmt: skip
+    ((kind, body),) = data.items()
     if kind == "$tensor":
         if body not in tensors:
             raise ValueError(f"missing tensor {body!r}")

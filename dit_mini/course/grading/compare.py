@@ -30,11 +30,14 @@ def _number(value):
     return float(value) if isinstance(value, numbers.Real) else None
 
 
-def compare(answer, expected, atol: float = 1e-5, rtol: float = 1e-4, where: str = "") -> str | None:
+def compare(
+    answer, expected, atol: float = 1e-5, rtol: float = 1e-4, where: str = ""
+) -> str | None:
     """None when `answer` matches `expected`, else a short reason."""
     if isinstance(expected, (torch.Tensor, np.ndarray)) and expected.ndim > 0:
         if not isinstance(answer, (torch.Tensor, np.ndarray)):
-            return f"{where}expected a tensor of shape {tuple(expected.shape)}, got {type(answer).__name__}"
+            shape = tuple(expected.shape)
+            return f"{where}expected a tensor of shape {shape}, got {type(answer).__name__}"
         a, e = torch.as_tensor(answer).detach().cpu(), torch.as_tensor(expected).detach().cpu()
         if a.shape != e.shape:
             return f"{where}expected shape {tuple(e.shape)}, got {tuple(a.shape)}"
@@ -45,10 +48,12 @@ def compare(answer, expected, atol: float = 1e-5, rtol: float = 1e-4, where: str
             return None
         error = (a - e).abs().nan_to_num(nan=float("inf")).max()
         return f"{where}values differ (largest difference {float(error):.3g})"
-    if isinstance(expected, (bool, np.bool_, str)) or expected is None:
-        return None if answer == expected and type(answer) is type(expected) or (
-            isinstance(expected, (bool, np.bool_)) and isinstance(answer, (bool, np.bool_)) and
-            bool(answer) == bool(expected)) else f"{where}expected {expected!r}, got {answer!r}"  # fmt: skip
+    if isinstance(expected, (bool, np.bool_)):
+        same = isinstance(answer, (bool, np.bool_)) and bool(answer) == bool(expected)
+        return None if same else f"{where}expected {expected!r}, got {answer!r}"
+    if isinstance(expected, str) or expected is None:
+        same = type(answer) is type(expected) and answer == expected
+        return None if same else f"{where}expected {expected!r}, got {answer!r}"
     if (e := _number(expected)) is not None:
         a = _number(answer)
         if a is None:
@@ -123,8 +128,15 @@ def package_answers(sources: list[str], answers: dict[str, set[str]]) -> dict[st
                 for base in node.bases:
                     if hit := _refers(base, imported, answers[node.name]):
                         found[node.name] = f"{node.name} subclasses the package's {hit}"
-            elif isinstance(node, (ast.FunctionDef, ast.Lambda)) and getattr(node, "name", "") in answers:
-                body = [s for s in node.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+            elif (
+                isinstance(node, (ast.FunctionDef, ast.Lambda))
+                and getattr(node, "name", "") in answers
+            ):
+                body = [
+                    s
+                    for s in node.body
+                    if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
+                ]
                 if len(body) == 1 and isinstance(body[0], ast.Return) and body[0].value is not None:
                     if hit := _refers(body[0].value, imported, answers[node.name]):
                         found[node.name] = f"{node.name} only calls the package's {hit}"

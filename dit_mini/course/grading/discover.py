@@ -50,7 +50,9 @@ def _match(files: list[Path], notebooks: list[str], student: str) -> list[Submis
     chosen: dict[str, list[Path]] = {}
     for path in files:
         stem = normalize(path.name)
-        name = by_stem.get(stem) or (by_number.get(stem.split("_")[0]) if stem[:2].isdigit() else None)
+        name = by_stem.get(stem) or (
+            by_number.get(stem.split("_")[0]) if stem[:2].isdigit() else None
+        )
         if name is not None:
             chosen.setdefault(name, []).append(path)
     result = []
@@ -65,7 +67,9 @@ def _match(files: list[Path], notebooks: list[str], student: str) -> list[Submis
         if pick.parent.name != student and student:
             notes.append(f"found in folder {pick.parent.name!r}")
         if len(paths) > 1:
-            notes.append(f"{len(paths)} candidates, graded the {'exact' if exact else 'newest'} one")
+            notes.append(
+                f"{len(paths)} candidates, graded the {'exact' if exact else 'newest'} one"
+            )
         result.append(Submission(student, name, pick, "; ".join(notes)))
     return result
 
@@ -78,23 +82,31 @@ def find_submissions(paths: list[str | Path], notebooks: list[str]) -> list[Subm
         path = Path(raw)
         if path.is_file():
             if path.suffix.lower() != ".ipynb":
-                raise ValueError(f"{path} is not a notebook (.ipynb); pass notebooks or a class folder")
+                raise ValueError(
+                    f"{path} is not a notebook (.ipynb); pass notebooks or a class folder"
+                )
             groups.setdefault(path.resolve().parent.name, []).append(path)
         elif path.is_dir():
             own = [p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".ipynb"]
-            students = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+            students = sorted(
+                p for p in path.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))
+            )
             if own:
                 groups.setdefault(path.resolve().name, []).extend(_candidates(path))
             else:
                 for folder in students:
                     groups.setdefault(folder.name, []).extend(_candidates(folder))
             if not any(groups.get(s.name) for s in students) and not own:
-                raise ValueError(f"no notebooks in {path}: expected {path}/NN_name.ipynb or "
-                                 f"{path}/<student>/NN_name.ipynb")  # fmt: skip
+                raise ValueError(
+                    f"no notebooks in {path}: expected {path}/NN_name.ipynb or "
+                    f"{path}/<student>/NN_name.ipynb"
+                )
         else:
             raise FileNotFoundError(f"no file or folder at {path}")
     matched = {s: _match(files, notebooks, s) for s, files in groups.items()}
     used = {n for subs in matched.values() for s in subs if s.path for n in [s.notebook]}
     if not used:
-        raise ValueError(f"no submitted notebook matches a course notebook ({', '.join(notebooks[:4])}, ...)")
+        raise ValueError(
+            f"no submitted notebook matches a course notebook ({', '.join(notebooks[:4])}, ...)"
+        )
     return [s for student in sorted(matched) for s in matched[student] if s.notebook in used]

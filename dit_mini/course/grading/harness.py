@@ -83,13 +83,27 @@ def loop_trace(loop, seed: int, steps: int, batch: int, lr: float, warmup: int):
 
     optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
     g = torch.Generator().manual_seed(seed)
-    history = loop(step, None, None, optimizer, images, labels, steps, batch_size=batch, lr=lr,
-                   warmup=warmup, generator=g, on_step=lambda s, v: called.append((s, v)))  # fmt: skip
+    history = loop(
+        step,
+        None,
+        None,
+        optimizer,
+        images,
+        labels,
+        steps,
+        batch_size=batch,
+        lr=lr,
+        warmup=warmup,
+        generator=g,
+        on_step=lambda s, v: called.append((s, v)),
+    )
     trace = {"lrs": [s[0] for s in seen], "batches": [s[1] for s in seen]}
     trace.update(good=all(s[2] for s in seen), history=[float(v) for v in history])
     trace["called"] = [[int(s), float(v)] for s, v in called]
     seen.clear()
-    loop(step, None, None, optimizer, images, labels, 50, batch_size=batch, seconds=0.0, generator=g)
+    loop(
+        step, None, None, optimizer, images, labels, 50, batch_size=batch, seconds=0.0, generator=g
+    )
     trace["zero_budget_steps"] = len(seen)
     return trace
 

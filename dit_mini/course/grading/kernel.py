@@ -1,9 +1,9 @@
 """The probe cell's code, run inside the sandboxed kernel after the submission's own cells.
 
-`run(globals(), inputs, outputs, index)` reads probe `index`'s inputs (written by the grader only after
-the submission's cells finished), calls the learner's objects through the probe's harness and
-writes what came back, as data, beside them. It decides nothing: a forged or patched output is
-just a wrong output to the grader, which compares it with its own reference.
+`run(globals(), inputs, outputs, index)` reads probe `index`'s inputs (written by the grader
+only after the submission's cells finished), calls the learner's objects through the probe's
+harness and writes what came back, as data, into `outputs`. It decides nothing: a forged or
+patched output is just a wrong output to the grader, which compares it with its own reference.
 
 Runtime flags: whether a learner's object IS a package object (alias), a subclass of one, or
 shares its code object (a copied function). The grader's own static check of the cell sources

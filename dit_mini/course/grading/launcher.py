@@ -76,9 +76,15 @@ def _client(nb, job: dict):
             return super().output(outs, msg, display_id, cell_index)
 
     error = {"ename": "CellTimeout", "evalue": "timed out", "traceback": []}
-    return CappedClient(nb, timeout=job["timeout"], allow_errors=True, interrupt_on_timeout=True,
-                        error_on_timeout=error, kernel_name="python3",
-                        resources={"metadata": {"path": job["home"]}})  # fmt: skip
+    return CappedClient(
+        nb,
+        timeout=job["timeout"],
+        allow_errors=True,
+        interrupt_on_timeout=True,
+        error_on_timeout=error,
+        kernel_name="python3",
+        resources={"metadata": {"path": job["home"]}},
+    )
 
 
 def _run_cell(client, cell, index: int, timeout: int) -> bool:
@@ -111,8 +117,10 @@ def _cells(client, nb, job: dict, status: dict) -> bool:
         if not _run_cell(client, cell, index, timeout):
             status["timed_out_cells"].append(index)
             if not _alive(client, nb):
-                status["note"] = (f"cell {index} ran past {timeout} s and the kernel did not answer "
-                                  "the interrupt (killed)")  # fmt: skip
+                status["note"] = (
+                    f"cell {index} ran past {timeout} s and the kernel did not answer "
+                    "the interrupt (killed)"
+                )
                 return False
         status["cells_run"] += 1
     return True
@@ -131,18 +139,30 @@ def main(argv: list[str] | None = None) -> int:
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = []
-    status = {"timed_out_cells": [], "cells_run": 0, "note": "", "probes_run": 0,
-              "probe_timeouts": []}  # fmt: skip
+    status = {
+        "timed_out_cells": [],
+        "cells_run": 0,
+        "note": "",
+        "probes_run": 0,
+        "probe_timeouts": [],
+    }
     client = _client(nb, job)
+    started = time.monotonic()
     try:
         with client.setup_kernel():
-            if _cells(client, nb, job, status):
+            status["kernel_seconds"] = round(time.monotonic() - started, 2)
+            ok = _cells(client, nb, job, status)
+            status["cells_seconds"] = round(time.monotonic() - started, 2)
+            if ok:
                 ctl_out.write("cells done\n")
                 ctl_out.flush()
                 if ctl_in.readline().strip() == "go":
                     for i in range(job["probes"]):
-                        source = ("import dit_mini.course.grading.kernel as _dm_grader_kernel\n"
-                                  f"_dm_grader_kernel.run(globals(), {job['probe_in']!r}, {job['probe_out']!r}, {i})")  # fmt: skip
+                        where = f"{job['probe_in']!r}, {job['probe_out']!r}, {i}"
+                        source = (
+                            "import dit_mini.course.grading.kernel as _dm_grader_kernel\n"
+                            f"_dm_grader_kernel.run(globals(), {where})"
+                        )
                         nb.cells.append(nbformat.v4.new_code_cell(source))
                         if not _run_cell(client, nb.cells[-1], len(nb.cells) - 1, job["timeout"]):
                             status["probe_timeouts"].append(i)
@@ -153,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         status["note"] = status["note"] or "the kernel died"
     except Exception as error:  # noqa: BLE001 - report what stopped the run, never hang
         status["note"] = status["note"] or f"{type(error).__name__}: {error}"[:300]
-    status["outputs_capped"] = _client.__dict__.get("capped", False)
+    status["seconds"] = round(time.monotonic() - started, 2)
     try:
         nbformat.write(nb, job["executed"])
     except Exception as error:  # noqa: BLE001 - a notebook too big to write is still graded

@@ -66,8 +66,10 @@ def _int(g, low: int, high: int) -> int:
 def _state(make_module: Callable[[], torch.nn.Module], g) -> dict:
     """A fresh random state dict for the reference module (no zero gates: every weight shows)."""
     module = make_module()
-    return {k: 0.05 * torch.randn(v.shape, generator=g) if v.is_floating_point() else v.clone()
-            for k, v in module.state_dict().items()}  # fmt: skip
+    return {
+        k: 0.05 * torch.randn(v.shape, generator=g) if v.is_floating_point() else v.clone()
+        for k, v in module.state_dict().items()
+    }
 
 
 def _alpha_bars(g):
@@ -87,7 +89,9 @@ def _first_below_0db(output, args) -> str | None:
     snr = ab / (1 - ab)
     if isinstance(output, bool) or not isinstance(output, int) or not 0 < output < len(ab):
         return f"expected an int step in (0, {len(ab)}), got {output!r}"
-    return None if snr[output] < 1 <= snr[output - 1] else f"step {output} is not the first below 0 dB"
+    return (
+        None if snr[output] < 1 <= snr[output - 1] else f"step {output} is not the first below 0 dB"
+    )
 
 
 def _chain_test(output, args) -> str | None:
@@ -98,7 +102,11 @@ def _chain_test(output, args) -> str | None:
     mean, std, n = a**0.5 * float(x0[0]), (1 - a) ** 0.5, output.numel()
     m, s = output.double().mean().item(), output.double().std().item()
     ok = abs(m - mean) < 5 * std / n**0.5 and abs(s - std) < 5 * std / (2 * n) ** 0.5
-    return None if ok else f"measured mean {m:.3f} and std {s:.3f}; the jump gives {mean:.3f}, {std:.3f}"
+    return (
+        None
+        if ok
+        else f"measured mean {m:.3f} and std {s:.3f}; the jump gives {mean:.3f}, {std:.3f}"
+    )
 
 
 def _dropout_test(output, args) -> str | None:
@@ -145,7 +153,9 @@ def _is_input(output, args) -> str | None:
     tokens = args[1][0]
     if not isinstance(output, torch.Tensor) or output.shape != tokens.shape:
         return f"expected a tensor of shape {tuple(tokens.shape)}"
-    return None if torch.equal(output, tokens) else "a fresh block changed its input (gates not zero)"
+    return (
+        None if torch.equal(output, tokens) else "a fresh block changed its input (gates not zero)"
+    )
 
 
 def _is_zero(output, args) -> str | None:
@@ -157,7 +167,9 @@ def _is_zero(output, args) -> str | None:
 
 def _hash_test(digest: str) -> Callable:
     def test(output, args) -> str | None:
-        return None if hashlib.sha1(str(output).encode()).hexdigest()[:8] == digest else "wrong answer"
+        return (
+            None if hashlib.sha1(str(output).encode()).hexdigest()[:8] == digest else "wrong answer"
+        )
 
     return test
 
@@ -181,15 +193,15 @@ def _combine(c, u, w):
 
 
 def _flow_times(n, generator):
-    from ..new_game_plus import FLOW
     from ...diffusion.losses import make_loss
+    from ..new_game_plus import FLOW
 
     return make_loss(FLOW).draw(torch.zeros(n, 1, 1, 1), generator)[0]
 
 
 def _flow_loss(model, x0, y, t, eps):
-    from ..new_game_plus import FLOW
     from ...diffusion.losses import make_loss
+    from ..new_game_plus import FLOW
 
     return make_loss(FLOW)(model, x0, y, t=t, eps=eps)
 
@@ -208,159 +220,523 @@ def _module(cls_path: str, ctor: tuple, inputs: Callable) -> Callable:
     return make
 
 
-M, E, A, B = "dit_mini.models.", "dit_mini.models.embeddings:", "dit_mini.models.attention:", "dit_mini.models.dit_block:"  # fmt: skip
+M, E = "dit_mini.models.", "dit_mini.models.embeddings:"
+A, B = "dit_mini.models.attention:", "dit_mini.models.dit_block:"
 NGP = "dit_mini.course.new_game_plus:"
 TOKENS = lambda g: _randn(g, 3, 64, 192)  # noqa: E731 - (B, L, D) of the tiny DiT
 COND = lambda g: _randn(g, 3, 192)  # noqa: E731 - (B, D)
 
 PROBES: list[Probe] = [
     # 00 bonfire
-    Probe("00.to_model_range", "", ("to_model_range",), "call",
-          lambda g: [(torch.randint(0, 256, (5, 32, 32, 3), generator=g, dtype=torch.uint8),)],
-          lambda: _to_model_range),
-    Probe("00.class_accuracy", "", ("class_accuracy",), "call",
-          lambda g: [(_randn(g, 40, 10), torch.randint(0, 10, (40,), generator=g))],
-          lambda: lambda logits, y: float((logits.argmax(1) == y).float().mean())),
+    Probe(
+        "00.to_model_range",
+        "",
+        ("to_model_range",),
+        "call",
+        lambda g: [(torch.randint(0, 256, (5, 32, 32, 3), generator=g, dtype=torch.uint8),)],
+        lambda: _to_model_range,
+    ),
+    Probe(
+        "00.class_accuracy",
+        "",
+        ("class_accuracy",),
+        "call",
+        lambda g: [(_randn(g, 40, 10), torch.randint(0, 10, (40,), generator=g))],
+        lambda: lambda logits, y: float((logits.argmax(1) == y).float().mean()),
+    ),
     # 01 fog
-    Probe("01.alpha_bar", "", ("alpha_bar_from_betas",), "call",
-          lambda g: [(torch.rand(_int(g, 20, 300), generator=g, dtype=torch.float64) * 0.05,)],
-          lambda: lambda b: torch.cumprod(1 - b, 0)),
-    Probe("01.q_sample", "", ("q_sample",), "call",
-          lambda g: [(_randn(g, 6, 3, 8, 8), _randn(g, 6, 3, 8, 8), torch.randint(0, len(ab), (6,), generator=g), ab)
-                     for ab in _alpha_bars(g)], lambda: _q_sample),
-    Probe("01.snr", "SNR in dB", ("snr_in_db",), "call", lambda g: [(ab,) for ab in _alpha_bars(g)],
-          lambda: lambda ab: 10 * torch.log10(ab / (1 - ab)), atol=1e-3),
-    Probe("01.snr", "first step below 0 dB", ("first_step_below_0db",), "call",
-          lambda g: [(ab,) for ab in _alpha_bars(g)], test=_first_below_0db),
+    Probe(
+        "01.alpha_bar",
+        "",
+        ("alpha_bar_from_betas",),
+        "call",
+        lambda g: [(torch.rand(_int(g, 20, 300), generator=g, dtype=torch.float64) * 0.05,)],
+        lambda: lambda b: torch.cumprod(1 - b, 0),
+    ),
+    Probe(
+        "01.q_sample",
+        "",
+        ("q_sample",),
+        "call",
+        lambda g: [
+            (
+                _randn(g, 6, 3, 8, 8),
+                _randn(g, 6, 3, 8, 8),
+                torch.randint(0, len(ab), (6,), generator=g),
+                ab,
+            )
+            for ab in _alpha_bars(g)
+        ],
+        lambda: _q_sample,
+    ),
+    Probe(
+        "01.snr",
+        "SNR in dB",
+        ("snr_in_db",),
+        "call",
+        lambda g: [(ab,) for ab in _alpha_bars(g)],
+        lambda: lambda ab: 10 * torch.log10(ab / (1 - ab)),
+        atol=1e-3,
+    ),
+    Probe(
+        "01.snr",
+        "first step below 0 dB",
+        ("first_step_below_0db",),
+        "call",
+        lambda g: [(ab,) for ab in _alpha_bars(g)],
+        test=_first_below_0db,
+    ),
     # 02 nameless king
-    Probe("02.reparameterize", "the forward process", ("reparameterize",), "call",
-          lambda g: [(_randn(g, 4, 3, 8, 8), torch.rand(4, 1, 1, 1, generator=g), _randn(g, 4, 3, 8, 8))],
-          lambda: lambda mu, sigma, eps: mu + sigma * eps),
-    Probe("02.reparameterize", "gradients reach mu and sigma", ("reparameterize",), "grads",
-          lambda g: [(float(_randn(g, 1)), 1.0 + float(torch.rand(1, generator=g)), _randn(g, 5))],
-          lambda: lambda mu, sigma, eps: mu + sigma * eps),
-    Probe("02.forward_chain", "forward_step", ("forward_step",), "call",
-          lambda g: [(_randn(g, 4, 3, 8, 8), _randn(g, 4, 3, 8, 8), float(b)) for b in torch.rand(3, generator=g) * 0.5],
-          lambda: lambda x, eps, b: (1 - b) ** 0.5 * x + b**0.5 * eps),
-    Probe("02.forward_chain", "steps match the jump", ("noise_step_by_step",), "call",
-          lambda g: [(torch.full((20_000,), 0.5 + float(torch.rand(1, generator=g))),
-                      torch.linspace(1e-4, 0.02, 1000)[: _int(g, 100, 400)], Generator(_int(g, 0, 2**31)))],
-          test=_chain_test),
-    Probe("02.gradients_by_hand", "", ("gradients_by_hand",), "call",
-          lambda g: [(float(_randn(g, 1)), 0.2 + float(torch.rand(1, generator=g)),
-                      torch.randn(500, generator=g, dtype=torch.float64), float(_randn(g, 1))) for _ in range(2)],
-          lambda: _autograd_grads),
+    Probe(
+        "02.reparameterize",
+        "the forward process",
+        ("reparameterize",),
+        "call",
+        lambda g: [
+            (_randn(g, 4, 3, 8, 8), torch.rand(4, 1, 1, 1, generator=g), _randn(g, 4, 3, 8, 8))
+        ],
+        lambda: lambda mu, sigma, eps: mu + sigma * eps,
+    ),
+    Probe(
+        "02.reparameterize",
+        "gradients reach mu and sigma",
+        ("reparameterize",),
+        "grads",
+        lambda g: [(float(_randn(g, 1)), 1.0 + float(torch.rand(1, generator=g)), _randn(g, 5))],
+        lambda: lambda mu, sigma, eps: mu + sigma * eps,
+    ),
+    Probe(
+        "02.forward_chain",
+        "forward_step",
+        ("forward_step",),
+        "call",
+        lambda g: [
+            (_randn(g, 4, 3, 8, 8), _randn(g, 4, 3, 8, 8), float(b))
+            for b in torch.rand(3, generator=g) * 0.5
+        ],
+        lambda: lambda x, eps, b: (1 - b) ** 0.5 * x + b**0.5 * eps,
+    ),
+    Probe(
+        "02.forward_chain",
+        "steps match the jump",
+        ("noise_step_by_step",),
+        "call",
+        lambda g: [
+            (
+                torch.full((20_000,), 0.5 + float(torch.rand(1, generator=g))),
+                torch.linspace(1e-4, 0.02, 1000)[: _int(g, 100, 400)],
+                Generator(_int(g, 0, 2**31)),
+            )
+        ],
+        test=_chain_test,
+    ),
+    Probe(
+        "02.gradients_by_hand",
+        "",
+        ("gradients_by_hand",),
+        "call",
+        lambda g: [
+            (
+                float(_randn(g, 1)),
+                0.2 + float(torch.rand(1, generator=g)),
+                torch.randn(500, generator=g, dtype=torch.float64),
+                float(_randn(g, 1)),
+            )
+            for _ in range(2)
+        ],
+        lambda: _autograd_grads,
+    ),
     # 05 mystic lens
-    Probe("05.patchify", "", ("my_patchify",), "call",
-          lambda g: [(_randn(g, 2, 3, 16, 16), 4), (_randn(g, 2, 3, 16, 16), 8), (_randn(g, 1, 2, 4, 12), 2)],
-          ref(M + "dit:patchify"), package=(M + "dit:patchify",)),
-    Probe("05.context_window", "", ("context_window",), "call",
-          lambda g: [(32 * _int(g, 1, 3), 2 ** _int(g, 0, 3), _int(g, 1, 8), _int(g, 1, 12)) for _ in range(3)],
-          lambda: _context_window),
-    Probe("05.sincos", "", ("my_sincos_1d",), "call",
-          lambda g: [(2 * _int(g, 2, 64), torch.arange(_int(g, 3, 20))), (8, 50 * torch.rand(4, generator=g))],
-          ref(E + "sincos_1d"), package=(E + "sincos_1d",)),
+    Probe(
+        "05.patchify",
+        "",
+        ("my_patchify",),
+        "call",
+        lambda g: [
+            (_randn(g, 2, 3, 16, 16), 4),
+            (_randn(g, 2, 3, 16, 16), 8),
+            (_randn(g, 1, 2, 4, 12), 2),
+        ],
+        ref(M + "dit:patchify"),
+        package=(M + "dit:patchify",),
+    ),
+    Probe(
+        "05.context_window",
+        "",
+        ("context_window",),
+        "call",
+        lambda g: [
+            (32 * _int(g, 1, 3), 2 ** _int(g, 0, 3), _int(g, 1, 8), _int(g, 1, 12))
+            for _ in range(3)
+        ],
+        lambda: _context_window,
+    ),
+    Probe(
+        "05.sincos",
+        "",
+        ("my_sincos_1d",),
+        "call",
+        lambda g: [
+            (2 * _int(g, 2, 64), torch.arange(_int(g, 3, 20))),
+            (8, 50 * torch.rand(4, generator=g)),
+        ],
+        ref(E + "sincos_1d"),
+        package=(E + "sincos_1d",),
+    ),
     # 06 whispers
-    Probe("06.attention_weights", "", ("my_attention_weights",), "call",
-          lambda g: [(_randn(g, 2, 3, 9, 16), _randn(g, 2, 3, 5, 16))], ref(A + "attention_weights"),
-          package=(A + "attention_weights",)),
-    Probe("06.heads", "split", ("my_split_heads",), "call", lambda g: [(_randn(g, 2, 10, 48), 3)],
-          ref("dit_mini.studies.attention_maps:split_heads")),
-    Probe("06.heads", "merge", ("my_merge_heads",), "call", lambda g: [(_randn(g, 2, 3, 10, 16),)],
-          ref("dit_mini.studies.attention_maps:merge_heads")),
-    Probe("06.attention_distance", "", ("my_mean_attention_distance",), "call",
-          lambda g: [(torch.softmax(_randn(g, 2, 3, 16, 16), -1), 4)],
-          ref("dit_mini.studies.attention_maps:mean_attention_distance")),
+    Probe(
+        "06.attention_weights",
+        "",
+        ("my_attention_weights",),
+        "call",
+        lambda g: [(_randn(g, 2, 3, 9, 16), _randn(g, 2, 3, 5, 16))],
+        ref(A + "attention_weights"),
+        package=(A + "attention_weights",),
+    ),
+    Probe(
+        "06.heads",
+        "split",
+        ("my_split_heads",),
+        "call",
+        lambda g: [(_randn(g, 2, 10, 48), 3)],
+        ref("dit_mini.studies.attention_maps:split_heads"),
+    ),
+    Probe(
+        "06.heads",
+        "merge",
+        ("my_merge_heads",),
+        "call",
+        lambda g: [(_randn(g, 2, 3, 10, 16),)],
+        ref("dit_mini.studies.attention_maps:merge_heads"),
+    ),
+    Probe(
+        "06.attention_distance",
+        "",
+        ("my_mean_attention_distance",),
+        "call",
+        lambda g: [(torch.softmax(_randn(g, 2, 3, 16, 16), -1), 4)],
+        ref("dit_mini.studies.attention_maps:mean_attention_distance"),
+    ),
     # 07 legendary gear
-    Probe("07.modulate", "", ("my_modulate",), "call", lambda g: [(TOKENS(g), COND(g), COND(g))],
-          ref(B + "modulate"), package=(B + "modulate",)),
-    Probe("07.timestep_embedding", "", ("my_timestep_embedding",), "call",
-          lambda g: [(1000 * torch.rand(5, generator=g), 256), (1000 * torch.rand(3, generator=g), 8)],
-          ref(E + "timestep_embedding"), package=(E + "timestep_embedding",)),
+    Probe(
+        "07.modulate",
+        "",
+        ("my_modulate",),
+        "call",
+        lambda g: [(TOKENS(g), COND(g), COND(g))],
+        ref(B + "modulate"),
+        package=(B + "modulate",),
+    ),
+    Probe(
+        "07.timestep_embedding",
+        "",
+        ("my_timestep_embedding",),
+        "call",
+        lambda g: [
+            (1000 * torch.rand(5, generator=g), 256),
+            (1000 * torch.rand(3, generator=g), 8),
+        ],
+        ref(E + "timestep_embedding"),
+        package=(E + "timestep_embedding",),
+    ),
     # 08 summon signs
-    Probe("08.label_dropout", "", ("my_drop_labels",), "call",
-          lambda g: [(torch.arange(20_000) % 10, 0.05 + 0.3 * float(torch.rand(1, generator=g)), 10,
-                      Generator(_int(g, 0, 2**31)))], test=_dropout_test),
-    Probe("08.guidance", "", ("my_combine",), "call",
-          lambda g: [(_randn(g, 2, 3, 8, 8), _randn(g, 2, 3, 8, 8), w) for w in (0.0, 1.0, 4.5)],
-          lambda: _combine),
+    Probe(
+        "08.label_dropout",
+        "",
+        ("my_drop_labels",),
+        "call",
+        lambda g: [
+            (
+                torch.arange(20_000) % 10,
+                0.05 + 0.3 * float(torch.rand(1, generator=g)),
+                10,
+                Generator(_int(g, 0, 2**31)),
+            )
+        ],
+        test=_dropout_test,
+    ),
+    Probe(
+        "08.guidance",
+        "",
+        ("my_combine",),
+        "call",
+        lambda g: [(_randn(g, 2, 3, 8, 8), _randn(g, 2, 3, 8, 8), w) for w in (0.0, 1.0, 4.5)],
+        lambda: _combine,
+    ),
     # 09 dps
-    Probe("09.block_gflops", "", ("my_block_gflops",), "call",
-          lambda g: [(16 * _int(g, 1, 20), 48 * _int(g, 1, 20), 4.0), (64, 96, 2.0)],
-          ref("dit_mini.metrics.flops:block_gflops"), rtol=1e-6),
+    Probe(
+        "09.block_gflops",
+        "",
+        ("my_block_gflops",),
+        "call",
+        lambda g: [(16 * _int(g, 1, 20), 48 * _int(g, 1, 20), 4.0), (64, 96, 2.0)],
+        ref("dit_mini.metrics.flops:block_gflops"),
+        rtol=1e-6,
+    ),
     # 12 fidelity
-    Probe("12.gaussian_fit", "", ("fit_gaussian",), "call", lambda g: [(_randn(g, 300, 6),)],
-          ref("dit_mini.metrics.fid:gaussian_stats")),
-    Probe("12.frechet", "", ("frechet",), "call",
-          lambda g: [(torch.zeros(4), torch.eye(4), _randn(g, 4), torch.eye(4) * 2)],
-          ref("dit_mini.metrics.fid:frechet_distance"), atol=1e-4),
+    Probe(
+        "12.gaussian_fit",
+        "",
+        ("fit_gaussian",),
+        "call",
+        lambda g: [(_randn(g, 300, 6),)],
+        ref("dit_mini.metrics.fid:gaussian_stats"),
+    ),
+    Probe(
+        "12.frechet",
+        "",
+        ("frechet",),
+        "call",
+        lambda g: [(torch.zeros(4), torch.eye(4), _randn(g, 4), torch.eye(4) * 2)],
+        ref("dit_mini.metrics.fid:frechet_distance"),
+        atol=1e-4,
+    ),
     # 13 mastering the art
-    Probe("13.tubelets", "", ("my_tubeletify",), "call", lambda g: [(_randn(g, 2, 1, 6, 8, 12), 3, 2)],
-          ref("dit_mini.models.video:tubeletify")),
+    Probe(
+        "13.tubelets",
+        "",
+        ("my_tubeletify",),
+        "call",
+        lambda g: [(_randn(g, 2, 1, 6, 8, 12), 3, 2)],
+        ref("dit_mini.models.video:tubeletify"),
+    ),
     # 14 new game plus
-    Probe("14.embeddings", "sin-cos timestep embedding", ("my_timestep_embedding",), "call",
-          lambda g: [(1000 * torch.rand(4, generator=g),), (1000 * torch.rand(4, generator=g), 8)],
-          ref(E + "timestep_embedding"), package=(E + "timestep_embedding",)),
-    Probe("14.embeddings", "timestep embedder", ("MyTimestepEmbedder",), "module",
-          _module(E + "TimestepEmbedder", (192,), lambda g: (1000 * torch.rand(4, generator=g),)),
-          ref(E + "TimestepEmbedder"), package=(E + "TimestepEmbedder",)),
-    Probe("14.embeddings", "label embedder", ("MyLabelEmbedder",), "module",
-          lambda g: [((10, 192), _state(_label_embedder, g), (torch.randint(0, 11, (5,), generator=g),))],
-          lambda: _label_embedder, package=(E + "LabelEmbedder",)),
-    Probe("14.patches", "patchify", ("my_patchify",), "call",
-          lambda g: [(_randn(g, 2, 3, 32, 32), 4), (_randn(g, 1, 2, 4, 4), 2)],
-          ref(M + "dit:patchify"), package=(M + "dit:patchify",)),
-    Probe("14.patches", "unpatchify", ("my_unpatchify",), "call",
-          lambda g: [(_randn(g, 2, 64, 48), 4, 3), (_randn(g, 2, 256, 12), 2, 3)],
-          ref(M + "dit:unpatchify"), package=(M + "dit:unpatchify",)),
-    Probe("14.patches", "patch embedding", ("MyPatchEmbed",), "module",
-          _module(E + "PatchEmbed", (4, 3, 192), lambda g: (_randn(g, 2, 3, 32, 32),)),
-          ref(E + "PatchEmbed"), package=(E + "PatchEmbed",)),
-    Probe("14.positions", "", ("my_pos_embed",), "call", lambda g: [(192, 8), (16, _int(g, 2, 6))],
-          ref(E + "sincos_2d"), package=(E + "sincos_2d",)),
-    Probe("14.attention", "", ("MyAttention",), "module",
-          _module(A + "Attention", (96, 3), lambda g: (_randn(g, 2, 10, 96),)),
-          ref(A + "Attention"), package=(A + "Attention",)),
-    Probe("14.block", "modulate", ("my_modulate",), "call", lambda g: [(TOKENS(g), COND(g), COND(g))],
-          ref(B + "modulate"), package=(B + "modulate",)),
-    Probe("14.block", "the block", ("MyDiTBlock",), "module",
-          _module(B + "DiTBlock", (192, 3), lambda g: (TOKENS(g), COND(g))),
-          ref(B + "DiTBlock"), package=(B + "DiTBlock",), atol=1e-4, rtol=1e-3),
-    Probe("14.block", "a fresh block is the identity", ("MyDiTBlock",), "fresh",
-          lambda g: [((192, 3), (TOKENS(g), COND(g)), _int(g, 0, 2**31))], test=_is_input),
-    Probe("14.final_layer", "", ("MyFinalLayer",), "module",
-          _module(B + "FinalLayer", (192, 4, 3), lambda g: (TOKENS(g), COND(g))),
-          ref(B + "FinalLayer"), package=(B + "FinalLayer",)),
-    Probe("14.final_layer", "a fresh one outputs zeros", ("MyFinalLayer",), "fresh",
-          lambda g: [((192, 4, 3), (TOKENS(g), COND(g)), _int(g, 0, 2**31))], test=_is_zero),
-    Probe("14.mydit", "", ("MyDiT",), "module",
-          lambda g: [((Config("tiny"),), _state(lambda: ref(M + "dit:DiT")()(ref(M + "dit:dit_config")()("tiny")), g),
-                      (_randn(g, 2, 3, 32, 32), 1000 * torch.rand(2, generator=g), torch.randint(0, 11, (2,), generator=g)))],
-          ref(M + "dit:DiT"), package=(M + "dit:DiT",), atol=1e-3, rtol=1e-3),
-    Probe("14.mydit", "an untrained MyDiT predicts zero", ("MyDiT",), "fresh",
-          lambda g: [((Config("nano"),), (_randn(g, 2, 3, 32, 32), 1000 * torch.rand(2, generator=g), None), 0)],
-          test=_is_zero),
-    Probe("14.flow_loss", "logit-normal times", ("my_logit_normal_times",), "call",
-          lambda g: [(_int(g, 3, 9), Generator(_int(g, 0, 2**31)))], lambda: _flow_times),
-    Probe("14.flow_loss", "the loss on the boss", ("my_flow_loss",), "call_no_grad",
-          lambda g: [(Pretrained("dit-tiny"), _randn(g, 3, 3, 32, 32), torch.randint(0, 10, (3,), generator=g),
-                      torch.rand(3, generator=g), _randn(g, 3, 3, 32, 32))], lambda: _flow_loss),
-    Probe("14.train_step", "EMA update", ("my_ema_update",), "ema",
-          lambda g: [(0.5 + 0.45 * float(torch.rand(1, generator=g)), _int(g, 0, 2**31))], ref(NGP + "ema_update"),
-          package=(NGP + "ema_update",)),
-    Probe("14.train_step", "two steps on a small DiT", ("my_train_step",), "train_steps",
-          lambda g: [(_int(g, 0, 2**31),)], ref(NGP + "train_step"), package=(NGP + "train_step",), atol=1e-4),
-    Probe("14.train_loop", "", ("my_train_loop",), "loop_trace",
-          lambda g: [(_int(g, 0, 2**31), _int(g, 5, 9), 3, 0.5 + float(torch.rand(1, generator=g)), _int(g, 2, 5))],
-          test=_loop_test, package=(NGP + "train_loop",)),
-    Probe("14.sampler", "", ("my_euler_sample",), "call_no_grad",
-          lambda g: [(Pretrained("dit-tiny"), _randn(g, 2, 3, 32, 32), torch.randint(0, 10, (2,), generator=g),
-                      _int(g, 2, 5), 1.0 + 3 * float(torch.rand(1, generator=g)))],
-          ref(NGP + "euler_sample_cfg"), package=(NGP + "euler_sample_cfg",), atol=1e-4),
+    Probe(
+        "14.embeddings",
+        "sin-cos timestep embedding",
+        ("my_timestep_embedding",),
+        "call",
+        lambda g: [(1000 * torch.rand(4, generator=g),), (1000 * torch.rand(4, generator=g), 8)],
+        ref(E + "timestep_embedding"),
+        package=(E + "timestep_embedding",),
+    ),
+    Probe(
+        "14.embeddings",
+        "timestep embedder",
+        ("MyTimestepEmbedder",),
+        "module",
+        _module(E + "TimestepEmbedder", (192,), lambda g: (1000 * torch.rand(4, generator=g),)),
+        ref(E + "TimestepEmbedder"),
+        package=(E + "TimestepEmbedder",),
+    ),
+    Probe(
+        "14.embeddings",
+        "label embedder",
+        ("MyLabelEmbedder",),
+        "module",
+        lambda g: [
+            ((10, 192), _state(_label_embedder, g), (torch.randint(0, 11, (5,), generator=g),))
+        ],
+        lambda: _label_embedder,
+        package=(E + "LabelEmbedder",),
+    ),
+    Probe(
+        "14.patches",
+        "patchify",
+        ("my_patchify",),
+        "call",
+        lambda g: [(_randn(g, 2, 3, 32, 32), 4), (_randn(g, 1, 2, 4, 4), 2)],
+        ref(M + "dit:patchify"),
+        package=(M + "dit:patchify",),
+    ),
+    Probe(
+        "14.patches",
+        "unpatchify",
+        ("my_unpatchify",),
+        "call",
+        lambda g: [(_randn(g, 2, 64, 48), 4, 3), (_randn(g, 2, 256, 12), 2, 3)],
+        ref(M + "dit:unpatchify"),
+        package=(M + "dit:unpatchify",),
+    ),
+    Probe(
+        "14.patches",
+        "patch embedding",
+        ("MyPatchEmbed",),
+        "module",
+        _module(E + "PatchEmbed", (4, 3, 192), lambda g: (_randn(g, 2, 3, 32, 32),)),
+        ref(E + "PatchEmbed"),
+        package=(E + "PatchEmbed",),
+    ),
+    Probe(
+        "14.positions",
+        "",
+        ("my_pos_embed",),
+        "call",
+        lambda g: [(192, 8), (16, _int(g, 2, 6))],
+        ref(E + "sincos_2d"),
+        package=(E + "sincos_2d",),
+    ),
+    Probe(
+        "14.attention",
+        "",
+        ("MyAttention",),
+        "module",
+        _module(A + "Attention", (96, 3), lambda g: (_randn(g, 2, 10, 96),)),
+        ref(A + "Attention"),
+        package=(A + "Attention",),
+    ),
+    Probe(
+        "14.block",
+        "modulate",
+        ("my_modulate",),
+        "call",
+        lambda g: [(TOKENS(g), COND(g), COND(g))],
+        ref(B + "modulate"),
+        package=(B + "modulate",),
+    ),
+    Probe(
+        "14.block",
+        "the block",
+        ("MyDiTBlock",),
+        "module",
+        _module(B + "DiTBlock", (192, 3), lambda g: (TOKENS(g), COND(g))),
+        ref(B + "DiTBlock"),
+        package=(B + "DiTBlock",),
+        atol=1e-4,
+        rtol=1e-3,
+    ),
+    Probe(
+        "14.block",
+        "a fresh block is the identity",
+        ("MyDiTBlock",),
+        "fresh",
+        lambda g: [((192, 3), (TOKENS(g), COND(g)), _int(g, 0, 2**31))],
+        test=_is_input,
+    ),
+    Probe(
+        "14.final_layer",
+        "",
+        ("MyFinalLayer",),
+        "module",
+        _module(B + "FinalLayer", (192, 4, 3), lambda g: (TOKENS(g), COND(g))),
+        ref(B + "FinalLayer"),
+        package=(B + "FinalLayer",),
+    ),
+    Probe(
+        "14.final_layer",
+        "a fresh one outputs zeros",
+        ("MyFinalLayer",),
+        "fresh",
+        lambda g: [((192, 4, 3), (TOKENS(g), COND(g)), _int(g, 0, 2**31))],
+        test=_is_zero,
+    ),
+    Probe(
+        "14.mydit",
+        "",
+        ("MyDiT",),
+        "module",
+        lambda g: [
+            (
+                (Config("tiny"),),
+                _state(lambda: ref(M + "dit:DiT")()(ref(M + "dit:dit_config")()("tiny")), g),
+                (
+                    _randn(g, 2, 3, 32, 32),
+                    1000 * torch.rand(2, generator=g),
+                    torch.randint(0, 11, (2,), generator=g),
+                ),
+            )
+        ],
+        ref(M + "dit:DiT"),
+        package=(M + "dit:DiT",),
+        atol=1e-3,
+        rtol=1e-3,
+    ),
+    Probe(
+        "14.mydit",
+        "an untrained MyDiT predicts zero",
+        ("MyDiT",),
+        "fresh",
+        lambda g: [
+            (
+                (Config("nano"),),
+                (_randn(g, 2, 3, 32, 32), 1000 * torch.rand(2, generator=g), None),
+                0,
+            )
+        ],
+        test=_is_zero,
+    ),
+    Probe(
+        "14.flow_loss",
+        "logit-normal times",
+        ("my_logit_normal_times",),
+        "call",
+        lambda g: [(_int(g, 3, 9), Generator(_int(g, 0, 2**31)))],
+        lambda: _flow_times,
+    ),
+    Probe(
+        "14.flow_loss",
+        "the loss on the boss",
+        ("my_flow_loss",),
+        "call_no_grad",
+        lambda g: [
+            (
+                Pretrained("dit-tiny"),
+                _randn(g, 3, 3, 32, 32),
+                torch.randint(0, 10, (3,), generator=g),
+                torch.rand(3, generator=g),
+                _randn(g, 3, 3, 32, 32),
+            )
+        ],
+        lambda: _flow_loss,
+    ),
+    Probe(
+        "14.train_step",
+        "EMA update",
+        ("my_ema_update",),
+        "ema",
+        lambda g: [(0.5 + 0.45 * float(torch.rand(1, generator=g)), _int(g, 0, 2**31))],
+        ref(NGP + "ema_update"),
+        package=(NGP + "ema_update",),
+    ),
+    Probe(
+        "14.train_step",
+        "two steps on a small DiT",
+        ("my_train_step",),
+        "train_steps",
+        lambda g: [(_int(g, 0, 2**31),)],
+        ref(NGP + "train_step"),
+        package=(NGP + "train_step",),
+        atol=1e-4,
+    ),
+    Probe(
+        "14.train_loop",
+        "",
+        ("my_train_loop",),
+        "loop_trace",
+        lambda g: [
+            (
+                _int(g, 0, 2**31),
+                _int(g, 5, 9),
+                3,
+                0.5 + float(torch.rand(1, generator=g)),
+                _int(g, 2, 5),
+            )
+        ],
+        test=_loop_test,
+        package=(NGP + "train_loop",),
+    ),
+    Probe(
+        "14.sampler",
+        "",
+        ("my_euler_sample",),
+        "call_no_grad",
+        lambda g: [
+            (
+                Pretrained("dit-tiny"),
+                _randn(g, 2, 3, 32, 32),
+                torch.randint(0, 10, (2,), generator=g),
+                _int(g, 2, 5),
+                1.0 + 3 * float(torch.rand(1, generator=g)),
+            )
+        ],
+        ref(NGP + "euler_sample_cfg"),
+        package=(NGP + "euler_sample_cfg",),
+        atol=1e-4,
+    ),
     Probe("14.quiz_1", "", ("quiz_1",), "value", lambda g: [()], test=_hash_test("e9d71f5e")),
     Probe("14.quiz_2", "", ("quiz_2",), "value", lambda g: [()], test=_hash_test("84a51684")),
     Probe("14.quiz_3", "", ("quiz_3",), "value", lambda g: [()], test=_hash_test("e9d71f5e")),
-]  # fmt: skip
+]
 
 
 def probes_of(exercise: str) -> list[Probe]:

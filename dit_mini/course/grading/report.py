@@ -44,6 +44,7 @@ class NotebookGrade:
     key: str = ""
     sandboxed: bool = True
     seconds: float = 0.0
+    cells_seconds: float = 0.0
     timed_out_cells: list[int] = field(default_factory=list)
 
     @property
@@ -103,11 +104,14 @@ def write_reports(grades: list[NotebookGrade], out: str | Path, header: dict | N
         raise NotADirectoryError(f"--out {out} is a file; pass a folder for the report")
     out.mkdir(parents=True, exist_ok=True)
     grades = sorted(grades, key=lambda g: (g.student, g.notebook))
-    rows = [["student", "notebook", "exercise", "points", "max_points", "status", "detail", "flags"]]
+    rows = [
+        ["student", "notebook", "exercise", "points", "max_points", "status", "detail", "flags"]
+    ]
     for g in grades:
         for e in g.exercises:
-            rows.append([g.student, g.notebook, e.name, e.points, e.max_points, e.status,
-                         e.detail, e.flags])  # fmt: skip
+            rows.append(
+                [g.student, g.notebook, e.name, e.points, e.max_points, e.status, e.detail, e.flags]
+            )
     summary = [["student", "notebook", "points", "max_points", "note"]]
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     solved: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -119,7 +123,8 @@ def write_reports(grades: list[NotebookGrade], out: str | Path, header: dict | N
             solved[e.name][0] += e.status == "passed" and e.points == e.max_points
             solved[e.name][1] += 1
     summary += [[s, "(all)", p, m, ""] for s, (p, m) in sorted(totals.items())]
-    summary += [["(class)", name, n, of, "students who solved it"] for name, (n, of) in sorted(solved.items())]  # fmt: skip
+    for name, (n, of) in sorted(solved.items()):
+        summary.append(["(class)", name, n, of, "students who solved it"])
     paths = out / "grades.csv", out / "summary.csv", out / "grades.json"
     _write(paths[0], _csv(rows))
     _write(paths[1], _csv(summary))

@@ -56,8 +56,12 @@ def read_notebook(path: Path):
 def _calls(exercises, seed: int) -> list[tuple]:
     """(exercise, probe, args) for every probe case, inputs drawn from the secret `seed`."""
     g = torch.Generator().manual_seed(seed)
-    return [(name, probe, args) for name, _ in exercises for probe in probes_of(name)
-            for args in probe.make(g)]  # fmt: skip
+    return [
+        (name, probe, args)
+        for name, _ in exercises
+        for probe in probes_of(name)
+        for args in probe.make(g)
+    ]
 
 
 def _reference(probe, args, cache: dict):
@@ -89,13 +93,26 @@ def _launch(job_dir: Path, home: Path, bwrap: str | None, slot: int, threads: in
         env["DIT_MINI_CACHE"] = str(home / ".cache")
         env["PYTHONPATH"] = str(Path(__file__).resolve().parents[3])
         argv = [*launcher, str(home / "job.json")]
-        return subprocess.Popen(argv, cwd=home, env=env, stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                start_new_session=True, text=True)  # fmt: skip
+        return subprocess.Popen(
+            argv,
+            cwd=home,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            text=True,
+        )
     argv = sandbox_argv(bwrap, home, slot, [*launcher, f"{SANDBOX_HOME}/job.json"], env)
-    return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, start_new_session=True, text=True,
-                            umask=0o022)  # fmt: skip
+    return subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        text=True,
+        umask=0o022,
+    )
 
 
 def _kill(proc) -> None:
@@ -158,14 +175,28 @@ def _save_executed(home: Path, executed: Path | None) -> None:
     executed.write_bytes(data)
 
 
-def grade_submission(submission, exercises: list[tuple[str, int]], limits: Limits,
-                     bwrap: str | None, slot: int = 0, threads: int = 1, fast: bool = True,
-                     allow_package_answers: bool = False, executed: Path | None = None,
-                     key: str = "") -> NotebookGrade:  # fmt: skip
+def grade_submission(
+    submission,
+    exercises: list[tuple[str, int]],
+    limits: Limits,
+    bwrap: str | None,
+    slot: int = 0,
+    threads: int = 1,
+    fast: bool = True,
+    allow_package_answers: bool = False,
+    executed: Path | None = None,
+    key: str = "",
+) -> NotebookGrade:
     """Grade one `discover.Submission` on `exercises` [(name, points)]; see the module doc."""
     start = time.monotonic()
-    grade = NotebookGrade(submission.student, submission.notebook, note=submission.note,
-                          file=str(submission.path or ""), key=key, sandboxed=bwrap is not None)  # fmt: skip
+    grade = NotebookGrade(
+        submission.student,
+        submission.notebook,
+        note=submission.note,
+        file=str(submission.path or ""),
+        key=key,
+        sandboxed=bwrap is not None,
+    )
 
     def everything(status: str, detail: str) -> NotebookGrade:
         grade.exercises = [ExerciseGrade(n, 0, p, status, detail) for n, p in exercises]
@@ -187,32 +218,72 @@ def grade_submission(submission, exercises: list[tuple[str, int]], limits: Limit
     static_flags = package_answers(sources, answers)
     home = Path(tempfile.mkdtemp(prefix="dit-mini-grade-"))
     try:
-        return _run(grade, exercises, nb, data, home, limits, bwrap, slot, threads, fast,
-                    static_flags, allow_package_answers, executed, start)  # fmt: skip
+        return _run(
+            grade,
+            exercises,
+            nb,
+            data,
+            home,
+            limits,
+            bwrap,
+            slot,
+            threads,
+            fast,
+            static_flags,
+            allow_package_answers,
+            executed,
+            start,
+        )
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def _run(grade, exercises, nb, data, home, limits, bwrap, slot, threads, fast, static_flags,
-         allow_package_answers, executed, start):  # fmt: skip
+def _run(
+    grade,
+    exercises,
+    nb,
+    data,
+    home,
+    limits,
+    bwrap,
+    slot,
+    threads,
+    fast,
+    static_flags,
+    allow_package_answers,
+    executed,
+    start,
+):
     (home / "submission.ipynb").write_bytes(data)
     root = SANDBOX_HOME if bwrap is not None else str(home)
     probe_dir = home / ".probe"
     prepare_home(home, slot) if bwrap is not None else (home / ".probe").mkdir()
     out_dir = home / ".probe" / "out"
-    job = {"notebook": f"{root}/submission.ipynb", "executed": f"{root}/executed.ipynb",
-           "status": f"{root}/status.json", "log": f"{root}/.tmp/launcher.log", "home": root,
-           "probe_in": f"{root}/.probe", "probe_out": f"{root}/.probe/out", "timeout": limits.timeout,
-           "import_timeout": limits.import_timeout, "max_output": limits.max_output,
-           "limits": limits.for_launcher()}  # fmt: skip
+    job = {
+        "notebook": f"{root}/submission.ipynb",
+        "executed": f"{root}/executed.ipynb",
+        "status": f"{root}/status.json",
+        "log": f"{root}/.tmp/launcher.log",
+        "home": root,
+        "probe_in": f"{root}/.probe",
+        "probe_out": f"{root}/.probe/out",
+        "timeout": limits.timeout,
+        "import_timeout": limits.import_timeout,
+        "max_output": limits.max_output,
+        "limits": limits.for_launcher(),
+    }
     (home / ".tmp").mkdir(exist_ok=True)
     calls: list[tuple] = []
 
     def on_cells_done():
         calls.extend(_calls(exercises, secrets.randbits(62)))
         for i, (_, probe, args) in enumerate(calls):
-            spec = {"harness": probe.harness, "names": list(probe.names), "args": args,
-                    "package": list(probe.package)}  # fmt: skip
+            spec = {
+                "harness": probe.harness,
+                "names": list(probe.names),
+                "args": args,
+                "package": list(probe.package),
+            }
             codec.dump(spec, probe_dir / f"in-{i}")
 
     job["probes"] = len(_calls(exercises, 0))  # (the number of cases does not depend on the seed)
@@ -235,7 +306,11 @@ def _run(grade, exercises, nb, data, home, limits, bwrap, slot, threads, fast, s
         note = "the sandbox ended early (its processes were killed)"
     note = _memory_note(home, limits) or note
     grade.note = "; ".join(x for x in (grade.note, note[:200]) if x)
-    grade.timed_out_cells = [int(i) for i in status.get("timed_out_cells", []) if isinstance(i, int)]
+    grade.timed_out_cells = [
+        int(i) for i in status.get("timed_out_cells", []) if isinstance(i, int)
+    ]
+    cells = status.get("cells_seconds", 0.0)
+    grade.cells_seconds = float(cells) if isinstance(cells, (int, float)) else 0.0
     timeouts = {i for i in status.get("probe_timeouts", []) if isinstance(i, int)}
     _score(grade, exercises, calls, out_dir, static_flags, allow_package_answers, limits, timeouts)
     grade.seconds = round(time.monotonic() - start, 1)
@@ -246,8 +321,11 @@ def _score(grade, exercises, calls, out_dir, static_flags, allow, limits, timeou
     for name, points in exercises:
         mine = [(i, probe, args) for i, (n, probe, args) in enumerate(calls) if n == name]
         if not probes_of(name):
-            grade.exercises.append(ExerciseGrade(name, 0, points, "not probed",
-                                                 "the grader has no probe for this exercise"))  # fmt: skip
+            grade.exercises.append(
+                ExerciseGrade(
+                    name, 0, points, "not probed", "the grader has no probe for this exercise"
+                )
+            )
             continue
         if not mine:
             detail = grade.note or "the submission's cells did not finish"
@@ -273,15 +351,28 @@ def _score(grade, exercises, calls, out_dir, static_flags, allow, limits, timeou
                 reason = f"{probe.part}: {why}" if probe.part else why
         flags = sorted(set(flags))
         if flags and not allow:
-            grade.exercises.append(ExerciseGrade(name, 0, points, "package answer",
-                                                 "the answer is the package's own", "; ".join(flags)))  # fmt: skip
+            grade.exercises.append(
+                ExerciseGrade(
+                    name,
+                    0,
+                    points,
+                    "package answer",
+                    "the answer is the package's own",
+                    "; ".join(flags),
+                )
+            )
         elif reason is None:
-            grade.exercises.append(ExerciseGrade(name, points, points, "passed", "", "; ".join(flags)))
+            grade.exercises.append(
+                ExerciseGrade(name, points, points, "passed", "", "; ".join(flags))
+            )
         elif timed_out:
-            grade.exercises.append(ExerciseGrade(name, 0, points, "timed out",
-                                                 f"timed out after {limits.timeout} s"))  # fmt: skip
+            grade.exercises.append(
+                ExerciseGrade(name, 0, points, "timed out", f"timed out after {limits.timeout} s")
+            )
         else:
-            grade.exercises.append(ExerciseGrade(name, 0, points, "failed", reason[:200], "; ".join(flags)))
+            grade.exercises.append(
+                ExerciseGrade(name, 0, points, "failed", reason[:200], "; ".join(flags))
+            )
 
 
 def submission_key(path: Path | None, salt: str) -> str:

@@ -22,7 +22,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Limits", "SANDBOX_HOME", "UID_BASE", "bwrap_path", "prepare_home", "sandbox_argv", "sandbox_env"]
+__all__ = [
+    "Limits",
+    "SANDBOX_HOME",
+    "UID_BASE",
+    "bwrap_path",
+    "prepare_home",
+    "sandbox_argv",
+    "sandbox_env",
+]
 
 SANDBOX_HOME = "/home/student"
 PACKAGE_ROOT = "/opt/dit_mini"
@@ -51,8 +59,13 @@ class Limits:
                 raise ValueError(f"Limits.{name} must be positive, got {getattr(self, name)}")
 
     def for_launcher(self) -> dict:
-        return {"memory": self.memory, "cpu": self.wall, "files": self.files,
-                "file_size": self.file_size, "processes": self.processes}  # fmt: skip
+        return {
+            "memory": self.memory,
+            "cpu": self.wall,
+            "files": self.files,
+            "file_size": self.file_size,
+            "processes": self.processes,
+        }
 
 
 def bwrap_path() -> str | None:
@@ -114,19 +127,36 @@ def sandbox_env(threads: int = 1, fast: bool = True) -> dict[str, str]:
     """The sandbox's whole environment: nothing of the grader's."""
     bin_dir = str(Path(sys.executable).parent)
     return {
-        "HOME": SANDBOX_HOME, "TMPDIR": f"{SANDBOX_HOME}/.tmp", "PATH": f"{bin_dir}:/usr/bin:/bin",
-        "PYTHONPATH": PACKAGE_ROOT, "DIT_MINI_FAST": "1" if fast else "0", "DIT_MINI_GRADING": "1",
-        "DIT_MINI_CACHE": f"{SANDBOX_HOME}/.cache/dit_mini", "MPLBACKEND": "Agg",
-        "DIT_MINI_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
-        "MKL_NUM_THREADS": str(threads), "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8",
-    }  # fmt: skip
+        "HOME": SANDBOX_HOME,
+        "TMPDIR": f"{SANDBOX_HOME}/.tmp",
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "PYTHONPATH": PACKAGE_ROOT,
+        "DIT_MINI_FAST": "1" if fast else "0",
+        "DIT_MINI_GRADING": "1",
+        "DIT_MINI_CACHE": f"{SANDBOX_HOME}/.cache/dit_mini",
+        "MPLBACKEND": "Agg",
+        "DIT_MINI_THREADS": str(threads),
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "LANG": "C.UTF-8",
+    }
 
 
 def sandbox_argv(bwrap: str, home: Path, slot: int, command: list[str], env: dict) -> list[str]:
     """bwrap's argument list that runs `command` in a sandbox whose only writable place is
     `home` (mounted at SANDBOX_HOME and /tmp)."""
-    argv = [bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
-            "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv"]  # fmt: skip
+    argv = [
+        bwrap,
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--die-with-parent",
+        "--new-session",
+        "--clearenv",
+    ]
     root = os.geteuid() == 0
     if not root:
         argv += ["--unshare-user", "--uid", "65534", "--gid", "65534"]
@@ -138,8 +168,16 @@ def sandbox_argv(bwrap: str, home: Path, slot: int, command: list[str], env: dic
         argv += ["--setenv", key, value]
     if root:
         uid = str(UID_BASE + slot)
-        command = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-                   "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", *command]  # fmt: skip
+        command = [
+            "setpriv",
+            f"--reuid={uid}",
+            f"--regid={uid}",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--no-new-privs",
+            *command,
+        ]
     return [*argv, "--", *command]
 
 
