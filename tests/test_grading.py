@@ -244,17 +244,21 @@ def snr_in_db(alpha_bar):
     add("kill_parent", zero("not graded"), HONEST, "import os\nos.kill(os.getppid(), 9)")
     add(
         "fork_bomb",
-        zero("not graded"),
+        FULL,
         HONEST,
-        """import os, time
-children = 0
+        """import os, signal, time
+children = []
 try:
     while True:
-        if os.fork() == 0:
+        pid = os.fork()
+        if pid == 0:
             time.sleep(10**6)
-        children += 1
+        children.append(pid)
 except OSError as error:
-    print("FORKS REFUSED after", children, type(error).__name__)""",
+    print("FORKS REFUSED after", len(children), type(error).__name__)
+for pid in children:  # (a bomb that stays crippled its own kernel: not graded, 0 points)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)""",
     )
     add("memory_bomb", FULL, HONEST, "hoard = bytearray(64 * 2**30)")
     add("huge_output", FULL, HONEST, "for _ in range(300):\n    print('x' * 10**6)")
@@ -362,7 +366,9 @@ def test_nothing_outside_the_sandbox_was_read_or_changed(graded):
     assert "course grade" not in steal and "pytest" not in steal  # the grader's argv
     stolen = executed(base, "exec_solutions")
     assert "STOLE" not in stolen and stolen.count("REFUSED") >= 3
-    assert "FORKS REFUSED after" in executed(base, "fork_bomb")
+    bomb = executed(base, "fork_bomb")
+    assert "FORKS REFUSED after" in bomb  # the process limit held
+    assert int(bomb.split("FORKS REFUSED after ")[1].split()[0]) < 256
     assert (
         os.path.getsize(base / "report" / "notebooks" / "huge_output" / "01_fog.ipynb") < 4 * 2**20
     )

@@ -101,7 +101,7 @@ def grade_paths(
     lock, slots = threading.Lock(), list(range(max(1, jobs)))
 
     def one(sub: Submission) -> NotebookGrade:
-        key = submission_key(sub.path, salt)
+        key = submission_key(sub.path, f"{salt}/{sub.student}/{sub.notebook}")
         if key in previous and previous[key].student == sub.student:
             grade = previous[key]
         else:
