@@ -212,6 +212,70 @@ def _label_embedder(*_):
     return LabelEmbedder(10, 192, 0.1)
 
 
+def _eps_loss(model, x0, y, t, eps, alpha_bar):
+    from ...diffusion.losses import DiffusionConfig, make_loss
+
+    config = DiffusionConfig(objective="eps", schedule="linear", num_timesteps=len(alpha_bar))
+    return make_loss(config)(model, x0, y, t=t, eps=eps)
+
+
+def _ddim_jump(eps, x, t, t_prev, alpha_bar):
+    from ...diffusion.samplers import ddim_step
+    from ...diffusion.schedules import NoiseSchedule
+
+    before = torch.cat([alpha_bar.new_ones(1), alpha_bar[:-1]])
+    schedule = NoiseSchedule(1 - alpha_bar / before)
+    return ddim_step(eps, x, t, t_prev, schedule, "eps", eta=0.0, clip_x0=False)[0]
+
+
+def _euler_step(model, x, t, t_next, y):
+    from ...diffusion.samplers import FLOW_TIME_SCALE
+
+    return x + (t_next - t) * model(x, torch.full((x.shape[0],), t * FLOW_TIME_SCALE), y)
+
+
+def _block_forward(block, x, c):
+    return block(x, c)
+
+
+def _frechet_1d(mu1, sigma1, mu2, sigma2):
+    from ...metrics.fid import frechet_distance
+
+    m1, m2 = torch.tensor([mu1], dtype=torch.float64), torch.tensor([mu2], dtype=torch.float64)
+    c1 = torch.tensor([[sigma1**2]], dtype=torch.float64)
+    c2 = torch.tensor([[sigma2**2]], dtype=torch.float64)
+    return float(frechet_distance(m1, c1, m2, c2))
+
+
+def _one_subset_kid(x, y):
+    from ...metrics.fid import kid_from_features
+
+    return kid_from_features(x, y, subsets=1, subset_size=len(x))[0]
+
+
+def _latent_values() -> dict:
+    """The VAE's latent shape, compression and token ratio, measured by encoding one image."""
+    from ...models.pretrained import load_pretrained
+
+    x = torch.zeros(1, 3, 32, 32)
+    with torch.no_grad():
+        mean = load_pretrained("vae").encode(x)[0]
+    shape = tuple(mean.shape[1:])
+    ratio = (x.shape[-1] // 2) ** 2 / (mean.shape[-1] // 2) ** 2
+    return {
+        "latent_shape": shape,
+        "compression": x[0].numel() / mean[0].numel(),
+        "token_ratio": ratio,
+    }
+
+
+def _captions(g) -> list[str]:
+    from ...data.clips import caption_of
+
+    draws = torch.randint(0, 4, (5, 3), generator=g).tolist()
+    return [caption_of(c, k, m) for c, k, m in draws] + ["", "A Crimson Sword Spinning Left"]
+
+
 def _module(cls_path: str, ctor: tuple, inputs: Callable) -> Callable:
     def make(g):
         cls = ref(cls_path)()
@@ -346,6 +410,97 @@ PROBES: list[Probe] = [
         ],
         lambda: _autograd_grads,
     ),
+    # 03 clearing the fog
+    Probe(
+        "03.eps_loss",
+        "",
+        ("eps_prediction_loss",),
+        "call_no_grad",
+        lambda g: [
+            (
+                Pretrained("dit-tiny"),
+                _randn(g, 3, 3, 32, 32),
+                torch.randint(0, 10, (3,), generator=g),
+                torch.randint(0, 1000, (3,), generator=g),
+                _randn(g, 3, 3, 32, 32),
+                ref("dit_mini.diffusion.schedules:linear_schedule")()(1000).alpha_bar,
+            )
+        ],
+        lambda: _eps_loss,
+    ),
+    Probe(
+        "03.ddim_jump",
+        "",
+        ("ddim_jump",),
+        "call",
+        lambda g: [
+            (
+                _randn(g, 2, 3, 8, 8),
+                _randn(g, 2, 3, 8, 8),
+                t,
+                tp,
+                ref("dit_mini.diffusion.schedules:linear_schedule")()(1000).alpha_bar,
+            )
+            for t, tp in [(_int(g, 500, 1000), _int(g, 100, 500)), (_int(g, 1, 60), -1)]
+        ],
+        lambda: _ddim_jump,
+    ),
+    Probe(
+        "03.ddim_timesteps",
+        "",
+        ("trailing_timesteps",),
+        "call",
+        lambda g: [(1000, _int(g, 2, 60)), (_int(g, 20, 200), 7), (50, 50)],
+        ref("dit_mini.diffusion.samplers:ddim_timesteps"),
+        package=("dit_mini.diffusion.samplers:ddim_timesteps",),
+    ),
+    Probe(
+        "03.flow_loss",
+        "",
+        ("flow_matching_loss",),
+        "call_no_grad",
+        lambda g: [
+            (
+                Pretrained("dit-tiny"),
+                _randn(g, 3, 3, 32, 32),
+                torch.randint(0, 10, (3,), generator=g),
+                torch.rand(3, generator=g),
+                _randn(g, 3, 3, 32, 32),
+            )
+        ],
+        lambda: _flow_loss,
+    ),
+    Probe(
+        "03.euler_step",
+        "",
+        ("euler_step",),
+        "call_no_grad",
+        lambda g: [
+            (
+                Pretrained("dit-tiny"),
+                _randn(g, 2, 3, 32, 32),
+                t,
+                t - 0.25,
+                torch.randint(0, 10, (2,), generator=g),
+            )
+            for t in (1.0, 0.25 + 0.5 * float(torch.rand(1, generator=g)))
+        ],
+        lambda: _euler_step,
+        atol=1e-4,
+    ),
+    # 04 cartographer
+    Probe(
+        "04.receptive_field",
+        "",
+        ("receptive_field_of",),
+        "call",
+        lambda g: [
+            ([(2 * _int(g, 0, 3) + 1, _int(g, 1, 3)) for _ in range(_int(g, 1, 7))],)
+            for _ in range(3)
+        ],
+        ref("dit_mini.course.viz_unet:receptive_field"),
+        package=("dit_mini.course.viz_unet:receptive_field",),
+    ),
     # 05 mystic lens
     Probe(
         "05.patchify",
@@ -439,6 +594,15 @@ PROBES: list[Probe] = [
         ref(E + "timestep_embedding"),
         package=(E + "timestep_embedding",),
     ),
+    Probe(
+        "07.dit_block",
+        "",
+        ("my_dit_block",),
+        "call_no_grad",
+        lambda g: [(Pretrained("dit-tiny", f"blocks.{_int(g, 0, 6)}"), TOKENS(g), COND(g))],
+        lambda: _block_forward,
+        atol=1e-4,
+    ),
     # 08 summon signs
     Probe(
         "08.label_dropout",
@@ -463,6 +627,14 @@ PROBES: list[Probe] = [
         lambda g: [(_randn(g, 2, 3, 8, 8), _randn(g, 2, 3, 8, 8), w) for w in (0.0, 1.0, 4.5)],
         lambda: _combine,
     ),
+    Probe(
+        "08.diversity",
+        "",
+        ("my_diversity",),
+        "call",
+        lambda g: [(_randn(g, 40, 8), torch.randint(0, 4, (40,), generator=g))],
+        ref("dit_mini.studies.guidance_study:within_class_diversity"),
+    ),
     # 09 dps
     Probe(
         "09.block_gflops",
@@ -472,6 +644,102 @@ PROBES: list[Probe] = [
         lambda g: [(16 * _int(g, 1, 20), 48 * _int(g, 1, 20), 4.0), (64, 96, 2.0)],
         ref("dit_mini.metrics.flops:block_gflops"),
         rtol=1e-6,
+    ),
+    Probe(
+        "09.sampling_bill",
+        "",
+        ("my_sampling_bill",),
+        "call",
+        lambda g: [
+            (float(torch.rand(1, generator=g)), _int(g, 1, 100)),
+            (0.2, _int(g, 1, 50), False),
+            (0.05, 64, True, float(torch.rand(1, generator=g))),
+        ],
+        ref("dit_mini.studies.steps_vs_size:sampling_bill"),
+        rtol=1e-6,
+    ),
+    # 10 dream factory
+    Probe(
+        "10.latent_shape",
+        "latent shape",
+        ("latent_shape",),
+        "value",
+        lambda g: [()],
+        lambda: _latent_values()["latent_shape"],
+    ),
+    Probe(
+        "10.latent_shape",
+        "compression factor",
+        ("compression",),
+        "value",
+        lambda g: [()],
+        lambda: _latent_values()["compression"],
+    ),
+    Probe(
+        "10.latent_shape",
+        "token ratio at patch size 2",
+        ("token_ratio",),
+        "value",
+        lambda g: [()],
+        lambda: _latent_values()["token_ratio"],
+    ),
+    Probe(
+        "10.kl",
+        "",
+        ("kl_diag_gaussian",),
+        "call",
+        lambda g: [(_randn(g, 2, 4, 8, 8), _randn(g, 2, 4, 8, 8)), (_randn(g, 5), _randn(g, 5))],
+        ref("dit_mini.models.vae:kl_divergence"),
+        package=("dit_mini.models.vae:kl_divergence",),
+    ),
+    Probe(
+        "10.reparameterize",
+        "",
+        ("sample_latent",),
+        "call",
+        lambda g: [
+            (_randn(g, 2, 4, 8, 8), _randn(g, 2, 4, 8, 8, scale=0.5), Generator(_int(g, 0, 2**31)))
+        ],
+        ref("dit_mini.models.vae:VAE.reparameterize"),
+        package=("dit_mini.models.vae:VAE.reparameterize",),
+    ),
+    # 11 forge
+    Probe(
+        "11.frechet_1d",
+        "",
+        ("frechet_1d",),
+        "call",
+        lambda g: [tuple(float(v) for v in torch.rand(4, generator=g) * 3 + 0.1) for _ in range(3)],
+        lambda: _frechet_1d,
+        atol=1e-6,
+    ),
+    Probe(
+        "11.latent_scale",
+        "",
+        ("latent_scale_of",),
+        "call_no_grad",
+        lambda g: [(Pretrained("vae"), torch.rand(16, 3, 32, 32, generator=g) * 2 - 1)],
+        ref("dit_mini.models.latents:measure_latent_scale"),
+        package=("dit_mini.models.latents:measure_latent_scale",),
+    ),
+    Probe(
+        "11.smelt_finish",
+        "smelt",
+        ("smelt",),
+        "call_no_grad",
+        lambda g: [(Pretrained("vae"), torch.rand(4, 3, 32, 32, generator=g) * 2 - 1)],
+        ref("dit_mini.models.latents:encode_latents"),
+        package=("dit_mini.models.latents:encode_latents",),
+    ),
+    Probe(
+        "11.smelt_finish",
+        "finish",
+        ("finish",),
+        "call_no_grad",
+        lambda g: [(Pretrained("vae"), _randn(g, 4, 4, 8, 8))],
+        ref("dit_mini.models.latents:decode_latents"),
+        package=("dit_mini.models.latents:decode_latents",),
+        atol=1e-4,
     ),
     # 12 fidelity
     Probe(
@@ -491,7 +759,25 @@ PROBES: list[Probe] = [
         ref("dit_mini.metrics.fid:frechet_distance"),
         atol=1e-4,
     ),
+    Probe(
+        "12.kid",
+        "",
+        ("kid_estimate",),
+        "call",
+        lambda g: [(_randn(g, 50, 6), _randn(g, 50, 6) * 1.3 + 0.2)],
+        lambda: _one_subset_kid,
+        atol=1e-6,
+    ),
     # 13 mastering the art
+    Probe(
+        "13.tokenize",
+        "",
+        ("my_tokenize",),
+        "call",
+        lambda g: [(_captions(g), _int(g, 5, 9))],
+        ref("dit_mini.data.clips:tokenize"),
+        package=("dit_mini.data.clips:tokenize",),
+    ),
     Probe(
         "13.tubelets",
         "",
