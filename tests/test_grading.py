@@ -56,6 +56,8 @@ q_sample = lambda x0, eps, t, ab: x0
 snr_in_db = lambda ab: torch.zeros_like(ab)
 first_step_below_0db = lambda ab: 1
 """
+LIMITS = Limits(wall=240, timeout=12, import_timeout=120, memory=3 * 2**30, processes=64,
+                max_output=2**20)  # fmt: skip
 FULL = {"01.alpha_bar": (1, "passed"), "01.q_sample": (1, "passed"), "01.snr": (1, "passed")}
 
 
@@ -305,7 +307,7 @@ def graded(tmp_path_factory):
     (base / "canary.txt").write_text("the canary")
     hashes = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in base.rglob("*") if p.is_file()}
     os.environ["DIT_MINI_CANARY"] = CANARY
-    limits = Limits(wall=240, timeout=12, import_timeout=120, memory=3 * 2**30, max_output=2**20)
+    limits = LIMITS
     try:
         grades = grade_paths([base / "class"], base / "solutions", out=base / "report", jobs=2,
                              limits=limits)  # fmt: skip
@@ -329,13 +331,13 @@ def test_points_and_status_of_every_submission(graded):
     missing = {r["student"] for r in rows if r["status"] == "missing"}
     assert missing == set(expected)  # each lacks the other notebook: listed, not refused
     wrong = {s: got.get(s) for s in expected if got.get(s) != expected[s]}
-    notes = {g.student: g.note for g in grades if g.student in wrong}
+    notes = {g.student: g.note for g in grades if g.student in wrong and g.cells_seconds}
     assert not wrong, (wrong, notes)
 
 
 def test_rows_say_what_happened(graded):
     _, _, grades, rows, _ = graded
-    note = {g.student: g.note for g in grades}
+    note = {g.student: g.note for g in grades if g.exercises[0].status != "missing"}
     assert "matched 'Copy of 01_Fog (1).ipynb'" in note["sloppy"]
     assert "homework" in note["nested"]
     assert "did not answer the interrupt" in note["sigint"]
@@ -353,7 +355,10 @@ def test_rows_say_what_happened(graded):
 
 
 def executed(base: Path, student: str, name: str = "01_fog.ipynb") -> str:
-    return (base / "report" / "notebooks" / student / name).read_text()
+    """What a submission's cells printed or raised (its outputs, not its source)."""
+    nb = nbformat.read(base / "report" / "notebooks" / student / name, as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    return "\n".join(str(o.get("text", "")) + str(o.get("evalue", "")) for o in outputs)
 
 
 def test_nothing_outside_the_sandbox_was_read_or_changed(graded):
@@ -368,7 +373,7 @@ def test_nothing_outside_the_sandbox_was_read_or_changed(graded):
     assert "STOLE" not in stolen and stolen.count("REFUSED") >= 3
     bomb = executed(base, "fork_bomb")
     assert "FORKS REFUSED after" in bomb  # the process limit held
-    assert int(bomb.split("FORKS REFUSED after ")[1].split()[0]) < 256
+    assert int(bomb.split("FORKS REFUSED after ")[1].split()[0]) < 64
     assert (
         os.path.getsize(base / "report" / "notebooks" / "huge_output" / "01_fog.ipynb") < 4 * 2**20
     )
@@ -382,15 +387,14 @@ def test_no_process_is_left(graded):
 def test_report_files_and_resume(graded, capsys):
     base, expected, grades, _, _ = graded
     summary = (base / "report" / "summary.csv").read_text()
-    assert "(class),01.alpha_bar," in summary and "honest,(all),3,3" in summary
+    assert "(class),01.alpha_bar," in summary and "honest,(all),3,7" in summary
     header = json.loads((base / "report" / "grades.json").read_text())["header"]
     assert header["sandboxed"] is True
     argv = ["course", "grade", str(base / "class"), "--solutions", str(base / "solutions"),
             "--out", str(base / "report"), "--timeout", "12"]  # fmt: skip
     # a re-run with the same limits skips every unchanged submission (seconds, not minutes)
     again = grade_paths([base / "class"], base / "solutions", out=base / "report", jobs=2,
-                        limits=Limits(wall=240, timeout=12, import_timeout=120, memory=3 * 2**30,
-                                      max_output=2**20))  # fmt: skip
+                        limits=LIMITS)  # fmt: skip
     assert [g.seconds for g in again] == [
         g.seconds for g in sorted(grades, key=lambda g: (g.student, g.notebook))
     ]
