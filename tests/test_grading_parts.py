@@ -212,3 +212,31 @@ def test_solutions_pass_every_probe_and_blank_copies_fail(monkeypatch):
     blank = verdicts(root)
     assert set(solved) <= set(blank)  # (the blank copy also leaves its value stubs at None)
     assert [k for k, v in blank.items() if v is None] == []
+
+
+def test_report_rows_totals_and_no_formulas(tmp_path):
+    import csv as csv_module
+    import json
+
+    from dit_mini.course.grading.report import ExerciseGrade, NotebookGrade, write_reports
+
+    ana = NotebookGrade("ana", "01_fog.ipynb", [ExerciseGrade("01.snr", 1, 1, "passed")])
+    bob = NotebookGrade("bob", "01_fog.ipynb", [ExerciseGrade("01.snr", 0, 1, "failed", "=1+1")])
+    write_reports([bob, ana], tmp_path, {"sandboxed": True})
+    with open(tmp_path / "grades.csv") as f:
+        rows = list(csv_module.DictReader(f))
+    assert [(r["student"], r["points"], r["detail"]) for r in rows] == [
+        ("ana", "1", ""),
+        ("bob", "0", "'=1+1"),  # a student's text is never a spreadsheet formula
+    ]
+    summary = (tmp_path / "summary.csv").read_text()
+    assert "ana,(all),1,1" in summary and "(class),01.snr,1,2" in summary
+    records = json.loads((tmp_path / "grades.json").read_text())
+    assert records["header"] == {"sandboxed": True} and records["submissions"][0]["points"] == 1
+
+
+def test_process_limit_per_mode():
+    limits = Limits(processes=64)
+    assert limits.for_launcher(sandboxed=False)["processes"] == -1
+    expected = 64 if os.geteuid() == 0 else 64 + 1  # (not root: plus the user's own, >= 1)
+    assert limits.for_launcher()["processes"] >= expected

@@ -39,7 +39,8 @@ def _limit(limits: dict) -> None:
         resource.RLIMIT_CORE: 0,
     }
     for which, value in table.items():
-        resource.setrlimit(which, (value, value))
+        if value >= 0:  # (-1: left as it is)
+            resource.setrlimit(which, (value, value))
 
 
 def _control(log_path: str):

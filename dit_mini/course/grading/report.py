@@ -89,11 +89,16 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _cell(value):
+    """A spreadsheet cannot run a student's text as a formula: "=..." becomes "'=..."."""
+    return f"'{value}" if isinstance(value, str) and value[:1] in ("=", "+", "-", "@") else value
+
+
 def _csv(rows: list[list]) -> str:
     import io
 
     buffer = io.StringIO()
-    csv.writer(buffer).writerows(rows)
+    csv.writer(buffer).writerows([[_cell(v) for v in row] for row in rows])
     return buffer.getvalue()
 
 

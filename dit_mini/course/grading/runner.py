@@ -270,7 +270,7 @@ def _run(
         "timeout": limits.timeout,
         "import_timeout": limits.import_timeout,
         "max_output": limits.max_output,
-        "limits": limits.for_launcher(),
+        "limits": limits.for_launcher(bwrap is not None),
     }
     (home / ".tmp").mkdir(exist_ok=True)
     calls: list[tuple] = []
@@ -339,7 +339,7 @@ def _score(grade, exercises, calls, out_dir, static_flags, allow, limits, timeou
                 result = {"ok": False, "error": f"the probe left no usable output ({error})"}
             timed_out = timed_out or i in timeouts
             if isinstance(result, dict):
-                flags += [f for f in result.get("flags", []) if isinstance(f, str)][:4]
+                flags += [str(f)[:120] for f in result.get("flags", []) if isinstance(f, str)][:4]
             flags += [static_flags[n] for n in probe.names if n in static_flags]
             try:
                 why = _verdict(probe, args, result)

@@ -58,14 +58,34 @@ class Limits:
             if getattr(self, name) <= 0:
                 raise ValueError(f"Limits.{name} must be positive, got {getattr(self, name)}")
 
-    def for_launcher(self) -> dict:
+    def for_launcher(self, sandboxed: bool = True) -> dict:
+        """The rlimits the launcher sets. The process limit counts a user's processes: in a
+        user namespace (not root) the user's own processes are added to it; unsandboxed it is
+        left unlimited (it would count the grader's whole user)."""
+        processes = self.processes
+        if not sandboxed:
+            processes = -1
+        elif os.geteuid() != 0:
+            processes += _processes_of(os.getuid())
         return {
             "memory": self.memory,
             "cpu": self.wall,
             "files": self.files,
             "file_size": self.file_size,
-            "processes": self.processes,
+            "processes": processes,
         }
+
+
+def _processes_of(uid: int) -> int:
+    """How many processes (threads included) user `uid` runs now."""
+    count = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and entry.stat().st_uid == uid:
+                count += len(list((entry / "task").iterdir()))
+        except OSError:
+            continue
+    return count
 
 
 def bwrap_path() -> str | None:
