@@ -223,7 +223,8 @@ if os.fork() == 0:
         "sigint",
         zero("not graded"),
         HONEST,
-        "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass",
+        "signal = __import__('signal')  # (a cell that imports early gets the setup timeout)\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass",
     )
     add("loop", FULL, HONEST, "while True:\n    pass")
     add(

@@ -5,13 +5,14 @@ sandbox. It (1) makes itself non-dumpable, so the kernel it starts (same user) c
 file descriptors or memory; (2) sets the resource limits that the kernel inherits: address
 space, CPU time, open files, file size, processes, no core dumps; (3) keeps its stdin and stdout
 (the grader's control pipe) to itself and points the kernel's at /dev/null and a log file;
-(4) runs the notebook's code cells with nbclient, a per-cell timeout (the first code cell, the
-imports, gets the longer `import_timeout`), outputs capped at `max_output` bytes; a kernel that
-ignores the interrupt after a timeout is killed; (5) tells the grader "cells done" and waits
-for "go": only then are the probes' fresh inputs in its folder; (6) runs one probe cell per
-exercise (`dit_mini.course.grading.kernel.run`) with the per-exercise timeout; (7) saves the
-executed notebook and a status file. Nothing it writes decides points: the grader compares the
-probe outputs itself. Used by `dit_mini.course.grading.runner`.
+(4) runs the notebook's code cells with nbclient, a per-cell timeout (the first code cells
+that import, the setup, get the longer `import_timeout`), outputs capped at `max_output`
+bytes; a kernel that ignores the interrupt after a timeout is killed; (5) tells the grader
+"cells done" and waits for "go": only then are the probes' fresh inputs in its folder;
+(6) runs one probe cell per exercise (`dit_mini.course.grading.kernel.run`) with the
+per-exercise timeout; (7) saves the executed notebook and a status file. Nothing it writes
+decides points: the grader compares the probe outputs itself.
+Used by `dit_mini.course.grading.runner`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import time
 __all__ = ["main"]
 
 PR_SET_DUMPABLE = 4
+SETUP_CELLS = 3  # of the first code cells, those that import get `import_timeout`
 
 
 def _limit(limits: dict) -> None:
@@ -99,6 +101,17 @@ def _run_cell(client, cell, index: int, timeout: int) -> bool:
     )
 
 
+def _imports(source: str) -> bool:
+    """Does a cell import something (the setup cells: Colab's install cell, the imports)?"""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:  # (IPython syntax such as !pip)
+        return "import " in source
+    return any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in ast.walk(tree))
+
+
 def _alive(client, nb) -> bool:
     """After a timeout: does the kernel answer a trivial cell within 10 s (did SIGINT work)?"""
     import nbformat  # deferred: the `test` extra
@@ -109,12 +122,13 @@ def _alive(client, nb) -> bool:
 
 def _cells(client, nb, job: dict, status: dict) -> bool:
     """The submission's code cells; False when the kernel is gone or unresponsive."""
-    first = True
+    seen = 0
     for index, cell in enumerate(list(nb.cells)):
         if cell.cell_type != "code":
             continue
-        timeout = job["import_timeout"] if first else job["timeout"]
-        first = False
+        setup = seen < SETUP_CELLS and _imports(cell.source)
+        timeout = job["import_timeout"] if setup else job["timeout"]
+        seen += 1
         if not _run_cell(client, cell, index, timeout):
             status["timed_out_cells"].append(index)
             if not _alive(client, nb):

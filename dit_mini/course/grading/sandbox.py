@@ -40,8 +40,8 @@ GIB = 2**30
 
 @dataclass(frozen=True)
 class Limits:
-    """Per submission: `wall` seconds in all, `timeout` per cell and per exercise (the first code
-    cell, the imports, gets `import_timeout`), `memory` bytes of address space per process,
+    """Per submission: `wall` seconds in all, `timeout` per cell and per exercise (the setup
+    cells that import get `import_timeout`), `memory` bytes of address space per process,
     `processes`, open `files`, `file_size` bytes per file and `max_output` bytes of outputs."""
 
     wall: int = 1800
