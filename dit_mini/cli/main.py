@@ -346,7 +346,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="site: only this notebook (a file name such as 01_fog.ipynb); repeat it for more",
     )
     p.add_argument(
-        "--out", type=Path, default=None, help="grade: folder for grades.csv and grades.json"
+        "--out",
+        type=Path,
+        default=None,
+        help="grade: folder for the report (grades.csv, summary.csv, grades.json, the executed "
+        "notebooks), rewritten after each submission; the same command again resumes",
     )
     p.add_argument(
         "--timeout",
