@@ -197,7 +197,7 @@ targets = [({str(honest)!r}, "a"), ({str(base / "solutions" / "01_fog.ipynb")!r}
 for target, mode in targets:
     try:
         if mode == "r":
-            print("READ", open(target).read()[:50])
+            print("LEAKED", open(target).read()[:50])
         else:
             open(target, mode).write("# pwned\\n")
     except OSError as error:
@@ -350,7 +350,10 @@ def test_rows_say_what_happened(graded):
     assert "not solved yet" in detail[("blank", "01.q_sample")]
     flags = {(r["student"], r["exercise"]): r["flags"] for r in rows}
     assert "my_patchify is the package's" in flags[("aliases", "05.patchify")]
-    assert "only calls the package's sincos_1d" in flags[("aliases", "05.sincos")]
+    assert (
+        "only calls the package's dit_mini.models.embeddings:sincos_1d"
+        in flags[("aliases", "05.sincos")]
+    )
     loop = next(g for g in grades if g.student == "loop")
     assert loop.timed_out_cells == [1]
 
@@ -367,7 +370,7 @@ def test_nothing_outside_the_sandbox_was_read_or_changed(graded):
     for path, digest in hashes.items():
         assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, path
     steal = executed(base, "steal")
-    assert CANARY not in steal and "the canary" not in steal and "READ" not in steal
+    assert CANARY not in steal and "the canary" not in steal and "LEAKED" not in steal
     assert steal.count("REFUSED") >= 5 and "NETWORK REFUSED" in steal
     assert "course grade" not in steal and "pytest" not in steal  # the grader's argv
     stolen = executed(base, "exec_solutions")
