@@ -372,7 +372,8 @@ def test_nothing_outside_the_sandbox_was_read_or_changed(graded):
     steal = executed(base, "steal")
     assert CANARY not in steal and "the canary" not in steal and "LEAKED" not in steal
     assert steal.count("REFUSED") >= 5 and "NETWORK REFUSED" in steal
-    assert "course grade" not in steal and "pytest" not in steal  # the grader's argv
+    processes = [line for line in steal.splitlines() if line.startswith("PROC ")]
+    assert processes and not any("pytest" in line for line in processes)  # the grader's argv
     stolen = executed(base, "exec_solutions")
     assert "STOLE" not in stolen and stolen.count("REFUSED") >= 3
     bomb = executed(base, "fork_bomb")

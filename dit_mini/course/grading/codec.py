@@ -12,6 +12,7 @@ Used by `dit_mini.course.grading.runner` (grader side) and `.kernel` (inside the
 
 from __future__ import annotations
 
+import functools
 import json
 import numbers
 import os
@@ -104,6 +105,7 @@ class Other:
         return f"<a {self.kind}>"
 
 
+@functools.lru_cache(maxsize=4)
 def _pretrained(name: str, path: str):
     from ...models.pretrained import load_pretrained  # deferred: only probes that need a model
 
