@@ -54,13 +54,12 @@ def fresh(cls, ctor: tuple, inputs: tuple, seed: int):
         return cls(*ctor)(*inputs)
 
 
-def ema(update, decay: float, seed: int):
-    """The EMA's state dict after update(ema, model, decay) on two small seeded DiTs."""
-    from ..new_game_plus import _tiny_pair  # deferred: the course layer
+def ema(update, decay: float):
+    """The EMA's state dict after update(ema, model, decay) on two different small DiTs."""
+    # deferred: the course layer
+    from ..new_game_plus import ema_result
 
-    model, shadow = _tiny_pair(seed)
-    update(shadow, model, decay)
-    return {k: v.clone() for k, v in shadow.state_dict().items()}
+    return ema_result(update, decay)
 
 
 def train_steps(step, seed: int):

@@ -95,6 +95,7 @@ def _cell(value):
 
 
 def _csv(rows: list[list]) -> str:
+    # deferred: imported where needed, not at the grader's start
     import io
 
     buffer = io.StringIO()

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from . import codec
+from .codec import decode, dump, encode, load, read_capped
 from .compare import compare, package_answers
 from .harness import HARNESSES
 from .probes import probes_of
@@ -43,7 +43,7 @@ def read_notebook(path: Path):
     """(notebook, bytes) of a submitted file, or a ValueError that says why it is not one."""
     import nbformat  # deferred: the optional `test` extra
 
-    data = codec.read_capped(path, MAX_NOTEBOOK_BYTES)
+    data = read_capped(path, MAX_NOTEBOOK_BYTES)
     try:
         nb = nbformat.reads(data.decode("utf-8"), as_version=4)
         nbformat.validate(nb)
@@ -68,7 +68,7 @@ def _reference(probe, args, cache: dict):
     key = (probe.exercise, probe.part, id(args))
     if key not in cache:
         tensors: dict = {}
-        built = codec.decode(codec.encode(args, tensors), tensors)  # the kernel's exact inputs
+        built = decode(encode(args, tensors), tensors)  # the kernel's exact inputs
         cache[key] = HARNESSES[probe.harness](probe.reference(), *built)
     return cache[key]
 
@@ -148,7 +148,7 @@ def _converse(proc, deadline: float, on_cells_done) -> str:
 
 def _status(home: Path) -> dict:
     try:
-        status = json.loads(codec.read_capped(home / "status.json", 2**20))
+        status = json.loads(read_capped(home / "status.json", 2**20))
         return status if isinstance(status, dict) else {}
     except (OSError, ValueError):
         return {}
@@ -156,7 +156,7 @@ def _status(home: Path) -> dict:
 
 def _memory_note(home: Path, limits: Limits) -> str:
     try:
-        text = codec.read_capped(home / "executed.ipynb", 256 * 2**20).decode("utf-8", "replace")
+        text = read_capped(home / "executed.ipynb", 256 * 2**20).decode("utf-8", "replace")
     except (OSError, ValueError):
         return ""
     if '"ename": "MemoryError"' in text or "Cannot allocate memory" in text:
@@ -168,7 +168,7 @@ def _save_executed(home: Path, executed: Path | None) -> None:
     if executed is None:
         return
     try:
-        data = codec.read_capped(home / "executed.ipynb", 256 * 2**20)
+        data = read_capped(home / "executed.ipynb", 256 * 2**20)
     except (OSError, ValueError):
         return
     executed.parent.mkdir(parents=True, exist_ok=True)
@@ -284,7 +284,7 @@ def _run(
                 "args": args,
                 "package": list(probe.package),
             }
-            codec.dump(spec, probe_dir / f"in-{i}")
+            dump(spec, probe_dir / f"in-{i}")
 
     (home / "job.json").write_text(json.dumps(job))
     out_dir.mkdir()
@@ -333,7 +333,7 @@ def _score(grade, exercises, calls, out_dir, static_flags, allow, limits, timeou
         reason, flags, timed_out = None, [], False
         for i, probe, args in mine:
             try:
-                result = codec.load(out_dir / f"out-{i}", build=False)
+                result = load(out_dir / f"out-{i}", build=False)
             except ValueError as error:
                 result = {"ok": False, "error": f"the probe left no usable output ({error})"}
             timed_out = timed_out or i in timeouts
