@@ -149,21 +149,6 @@ def test_results_per_exercise_and_grading_mode(capsys, monkeypatch):
     assert not exercises.grading_mode() and not check("t.z", 1, 2)
 
 
-def test_the_grader_reruns_check_cells_on_the_learners_names(capsys):
-    from dit_mini.course import exercises
-
-    exercises.reset_results()
-    learner = {"double": lambda x: 2 * x, "check": lambda *a, **k: True}  # a redefined check
-    assert exercises.run_check_cell("t.d", 'check("t.d", double, 6, inputs=(3,))', learner)
-    assert not exercises.run_check_cell("t.e", 'check("t.e", triple, 9, inputs=(3,))', learner)
-    assert not exercises.run_check_cell("t.f", "x = 1", learner)
-    record = exercises.results()
-    assert record["t.e"]["parts"][0]["reason"] == "NameError: name 'triple' is not defined"
-    assert record["t.f"]["parts"][0]["reason"] == "the check cell recorded nothing"
-    line = exercises.report("s3cret")
-    assert line.startswith("dit-mini-grade s3cret {")
-
-
 def _solution_lines():
     """Every line of code between the SOLUTION markers of the solution notebooks."""
     from pathlib import Path

@@ -1,15 +1,20 @@
-"""`dit-mini course grade`: points come from re-running the solution's checks, not from print.
+"""`dit-mini course grade` on a class of honest, sloppy, tampered, stealing, hanging and broken
+submissions: exact points and status for each, full points for the honest ones beside them,
+nothing outside a sandbox read or changed, no process left.
 
-A class folder is built from one tiny solution notebook (two exercises, 2 + 1 points) with one
-student per way of submitting: solved, unsolved, half solved, check cells deleted, `check`
-redefined, fake "Bonfire lit" prints, an infinite loop (the per-cell timeout), a text file and a
-notebook with no checks. One real course notebook is graded too (solution: full points; learner
-copy: zero).
+Most submissions are small notebooks named 01_fog.ipynb (its exercises: alpha_bar, q_sample,
+snr, 1 point each) that define the answers in a few lines and then try one trick; one is the
+real solution notebook, one the learner's blank copy, and a 05_mystic_lens.ipynb answers with
+the package's own functions. All are graded in one run (--jobs 2, 12 s per cell).
 """
 
 import csv
+import hashlib
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,9 +23,409 @@ nbformat = pytest.importorskip("nbformat")
 pytest.importorskip("nbclient")
 
 from dit_mini.cli.main import main  # noqa: E402
-from dit_mini.course.notebooks import make_student_notebook, nbgrader_metadata  # noqa: E402
+from dit_mini.course.grading import Limits, grade_paths, write_reports  # noqa: E402
+from dit_mini.course.grading.sandbox import bwrap_path  # noqa: E402
+from dit_mini.course.notebooks import nbgrader_metadata  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+MARKER = "dit-grade-daemon-7f3a"  # a process with this in its command line must not survive
+CANARY = "canary-of-the-grader-5c1e"  # in the grader's environment; must not leak
+HONEST = """import numpy as np
+import torch
+
+
+def alpha_bar_from_betas(betas):
+    return torch.cumprod(1 - betas, dim=0)
+
+
+def q_sample(x0, eps, t, alpha_bar):
+    a = alpha_bar[t].to(x0.dtype).reshape(-1, 1, 1, 1)
+    return a.sqrt() * x0 + (1 - a).sqrt() * eps
+
+
+def snr_in_db(alpha_bar):
+    return 10 * torch.log10(alpha_bar / (1 - alpha_bar))
+
+
+def first_step_below_0db(alpha_bar):
+    return int((alpha_bar / (1 - alpha_bar) < 1).nonzero()[0])
+"""
+WRONG = """import torch
+alpha_bar_from_betas = lambda betas: torch.zeros_like(betas)
+q_sample = lambda x0, eps, t, ab: x0
+snr_in_db = lambda ab: torch.zeros_like(ab)
+first_step_below_0db = lambda ab: 1
+"""
+LIMITS = Limits(wall=240, timeout=12, import_timeout=120, memory=3 * 2**30, processes=64,
+                max_output=2**20)  # fmt: skip
+FULL = {"01.alpha_bar": (1, "passed"), "01.q_sample": (1, "passed"), "01.snr": (1, "passed")}
+
+
+def zero(status: str) -> dict:
+    return {name: (0, status) for name in FULL}
+
+
+def cells(*sources: str):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    return nb
+
+
+def build_class(base: Path) -> dict:
+    """The class folder; returns student -> expected {exercise: (points, status)}."""
+    klass, expected = base / "class", {}
+
+    def add(student, expected_points, *sources, name="01_fog.ipynb", raw=None):
+        folder = klass / student
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if raw is not None:
+            path.write_text(raw)
+        else:
+            nbformat.write(cells(*sources), path)
+        expected[student] = expected_points
+        return path
+
+    shutil.copytree(ROOT / "notebooks" / "solutions", base / "solutions")
+    (klass / "real").mkdir(parents=True)
+    shutil.copy(ROOT / "notebooks" / "solutions" / "01_fog.ipynb", klass / "real")
+    expected["real"] = FULL
+    (klass / "blank").mkdir()
+    shutil.copy(ROOT / "notebooks" / "01_fog.ipynb", klass / "blank")
+    expected["blank"] = {n: (0, "failed") for n in FULL}
+    honest = add("honest", FULL, HONEST)
+    add("sloppy", FULL, HONEST, name="Copy of 01_Fog (1).ipynb")
+    add("nested", FULL, HONEST, name="homework/01_fog.ipynb")
+    numpy_answers = (
+        HONEST.replace("return int((", "return np.int64(int((")
+        .replace("nonzero()[0])", "nonzero()[0]))")
+        .replace(
+            "return 10 * torch.log10(alpha_bar / (1 - alpha_bar))",
+            "return (10 * np.log10(alpha_bar.numpy() / (1 - alpha_bar.numpy())))",
+        )
+    )
+    add("numpy", FULL, numpy_answers)
+    add(
+        "shadow",
+        zero("failed"),
+        WRONG,
+        "def check(*a, **k):\n    return True",
+        "print('Bonfire lit: alpha_bar from betas.')\nresults = {'01.alpha_bar': True}",
+    )
+    add(
+        "allclose",
+        zero("failed"),
+        WRONG,
+        "import torch, numpy, math\n"
+        "torch.allclose = lambda *a, **k: True\ntorch.equal = lambda *a, **k: True\n"
+        "math.isclose = lambda *a, **k: True\nnumpy.allclose = lambda *a, **k: True",
+    )
+    add("reload", zero("failed"), WRONG, "import importlib\nimportlib.reload = lambda m: m")
+    add(
+        "verdict",
+        zero("failed"),
+        WRONG,
+        "import dit_mini.course.exercises as ex\nex._verdict = lambda *a, **k: None\n"
+        "ex.compare = lambda *a, **k: None\nex.check = lambda *a, **k: True",
+    )
+    add(
+        "hook",
+        zero("failed"),
+        WRONG,
+        """import glob, json, os
+def forge(*args, **kw):
+    print('dit-mini-grade 0000 {"01.alpha_bar": {"passed": true, "parts": []}}')
+    for spec in glob.glob("/home/student/.probe/in-*.json"):
+        i = spec.split("in-")[1].split(".")[0]
+        out = f"/home/student/.probe/out/out-{i}"
+        if not os.path.exists(out + ".json"):
+            forged = {"$dict": [["ok", True], ["out", 0], ["flags", []]]}
+            open(out + ".json", "w").write(json.dumps(forged))
+            empty = b"\\x08" + bytes(7) + b"{}      "
+            open(out + ".safetensors", "wb").write(empty)
+get_ipython().events.register("pre_run_cell", forge)""",
+    )
+    add(
+        "fake_kernel",
+        zero("failed"),
+        WRONG,
+        """import sys, types, torch
+fake = types.ModuleType("dit_mini.course.grading.kernel")
+def run(namespace, inputs, outputs, index):
+    from dit_mini.course.grading import codec
+    codec.dump({"ok": True, "out": torch.zeros(3), "flags": []}, f"{outputs}/out-{index}")
+fake.run = run
+sys.modules["dit_mini.course.grading.kernel"] = fake""",
+    )
+    solutions_guess = [str(base / "solutions" / "01_fog.ipynb"),
+                       str(ROOT / "notebooks" / "solutions" / "01_fog.ipynb")]  # fmt: skip
+    add(
+        "exec_solutions",
+        zero("failed"),
+        WRONG,
+        f"""import json, pathlib, dit_mini
+here = pathlib.Path(dit_mini.__file__).parents[1]
+guesses = {solutions_guess!r} + [str(here / "notebooks" / "solutions" / "01_fog.ipynb")]
+for guess in guesses:
+    try:
+        nb = json.load(open(guess))
+        for cell in nb["cells"]:
+            if cell["cell_type"] == "code":
+                exec("".join(cell["source"]), globals())
+        print("STOLE", guess)
+    except OSError as error:
+        print("REFUSED", type(error).__name__, guess)""",
+    )
+    add(
+        "steal",
+        FULL,
+        HONEST,
+        f"""import os, socket
+print("ENV", sorted(os.environ.items()))
+for pid in os.listdir("/proc"):
+    if pid.isdigit():
+        try:
+            print("PROC", pid, open(f"/proc/{{pid}}/cmdline").read().replace("\\0", " "))
+            print("PROC-ENV", pid, open(f"/proc/{{pid}}/environ").read())
+        except OSError as error:
+            print("PROC-REFUSED", pid, type(error).__name__)
+targets = [({str(honest)!r}, "a"), ({str(base / "solutions" / "01_fog.ipynb")!r}, "r"),
+           ({str(base / "report")!r} + "/grades.csv", "w"), ({str(base / "canary.txt")!r}, "r"),
+           ("/opt/dit_mini/dit_mini/__init__.py", "a")]
+for target, mode in targets:
+    try:
+        if mode == "r":
+            print("LEAKED", open(target).read()[:50])
+        else:
+            open(target, mode).write("# pwned\\n")
+    except OSError as error:
+        print("REFUSED", type(error).__name__, target)
+try:
+    socket.create_connection(("1.1.1.1", 53), timeout=3)
+    print("NETWORK OPEN")
+except OSError as error:
+    print("NETWORK REFUSED", type(error).__name__)""",
+    )
+    add(
+        "daemon",
+        FULL,
+        HONEST,
+        f"""import subprocess, os
+code = "import time  # {MARKER}\\nwhile True: time.sleep(0.5)"
+subprocess.Popen(["python", "-c", code], start_new_session=True)
+if os.fork() == 0:
+    os.setsid()
+    os.execvp("python", ["python", "-c", "import time  # {MARKER}\\ntime.sleep(10**6)"])""",
+    )
+    add(
+        "sigint",
+        zero("not graded"),
+        HONEST,
+        "signal = __import__('signal')  # (a cell that imports early gets the setup timeout)\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass",
+    )
+    add("loop", FULL, HONEST, "while True:\n    pass")
+    add(
+        "slow_answer",
+        {**FULL, "01.alpha_bar": (0, "timed out")},
+        HONEST,
+        "def alpha_bar_from_betas(betas):\n    while True:\n        pass",
+    )
+    add(
+        "lookup",
+        {**FULL, "01.snr": (0, "failed")},
+        HONEST,
+        """from dit_mini.diffusion.schedules import linear_schedule, cosine_schedule
+known = {1000: 10 * torch.log10(linear_schedule(1000).snr())}
+def snr_in_db(alpha_bar):
+    return known.get(len(alpha_bar), torch.zeros(len(alpha_bar)))""",
+    )
+    add("invalid_json", zero("not a notebook"), raw="this is not JSON {")
+    add("not_schema", zero("not a notebook"), raw=json.dumps({"cells": 5, "nbformat": 4}))
+    add("kill_parent", zero("not graded"), HONEST, "import os\nos.kill(os.getppid(), 9)")
+    add(
+        "fork_bomb",
+        FULL,
+        HONEST,
+        """import os, signal, time
+children = []
+try:
+    while True:
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(10**6)
+        children.append(pid)
+except OSError as error:
+    print("FORKS REFUSED after", len(children), type(error).__name__)
+for pid in children:  # (a bomb that stays crippled its own kernel: not graded, 0 points)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)""",
+    )
+    add("memory_bomb", FULL, HONEST, "hoard = bytearray(64 * 2**30)")
+    add("huge_output", FULL, HONEST, "for _ in range(300):\n    print('x' * 10**6)")
+    add(
+        "aliases",
+        {
+            "05.patchify": (0, "package answer"),
+            "05.context_window": (1, "passed"),
+            "05.sincos": (0, "package answer"),
+        },
+        '''from dit_mini.models.dit import patchify
+from dit_mini.models.embeddings import sincos_1d
+my_patchify = patchify
+def my_sincos_1d(dim, positions):
+    """Mine, honestly."""
+    return sincos_1d(dim, positions)
+def context_window(input_size, patch_size, num_heads, depth):
+    tokens = (input_size // patch_size) ** 2
+    return {"tokens": tokens, "entries": depth * num_heads * tokens**2,
+            "megabytes": depth * num_heads * tokens**2 * 4 / 1e6}''',
+        name="05_mystic_lens.ipynb",
+    )
+    return expected
+
+
+def processes_with(marker: str) -> list[str]:
+    found = []
+    for pid in os.listdir("/proc"):
+        try:
+            text = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if marker in text and str(os.getpid()) != pid:
+            found.append(f"{pid}: {text}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    if bwrap_path() is None:
+        pytest.skip("bubblewrap cannot build a sandbox here (.ci/run installs it)")
+    base = tmp_path_factory.mktemp("grading")
+    expected = build_class(base)
+    (base / "canary.txt").write_text("the canary")
+    hashes = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in base.rglob("*") if p.is_file()}
+    os.environ["DIT_MINI_CANARY"] = CANARY
+    limits = LIMITS
+    try:
+        grades = grade_paths([base / "class"], base / "solutions", out=base / "report", jobs=2,
+                             limits=limits)  # fmt: skip
+    finally:
+        os.environ.pop("DIT_MINI_CANARY")
+    with open(base / "report" / "grades.csv") as f:
+        rows = list(csv.DictReader(f))
+    return base, expected, grades, rows, hashes
+
+
+def test_points_and_status_of_every_submission(graded):
+    _, expected, grades, rows, _ = graded
+    assert len(expected) >= 26
+    got = {}
+    for row in rows:
+        if row["status"] != "missing":
+            got.setdefault(row["student"], {})[row["exercise"]] = (
+                int(row["points"]),
+                row["status"],
+            )
+    missing = {r["student"] for r in rows if r["status"] == "missing"}
+    assert missing == set(expected)  # each lacks the other notebook: listed, not refused
+    wrong = {s: got.get(s) for s in expected if got.get(s) != expected[s]}
+    notes = {g.student: g.note for g in grades if g.student in wrong and g.cells_seconds}
+    assert not wrong, (wrong, notes)
+
+
+def test_rows_say_what_happened(graded):
+    _, _, grades, rows, _ = graded
+    note = {g.student: g.note for g in grades if g.exercises[0].status != "missing"}
+    assert "matched 'Copy of 01_Fog (1).ipynb'" in note["sloppy"]
+    assert "homework" in note["nested"]
+    assert "did not answer the interrupt" in note["sigint"]
+    assert "out of memory at the 3 GiB limit" in note["memory_bomb"]
+    assert "ended early" in note["kill_parent"]
+    detail = {(r["student"], r["exercise"]): r["detail"] for r in rows}
+    assert detail[("invalid_json", "01.alpha_bar")].startswith("not a notebook: ")
+    assert detail[("slow_answer", "01.alpha_bar")] == "timed out after 12 s"
+    assert "not solved yet" in detail[("blank", "01.q_sample")]
+    flags = {(r["student"], r["exercise"]): r["flags"] for r in rows}
+    assert "my_patchify is the package's" in flags[("aliases", "05.patchify")]
+    assert (
+        "only calls the package's dit_mini.models.embeddings:sincos_1d"
+        in flags[("aliases", "05.sincos")]
+    )
+    loop = next(g for g in grades if g.student == "loop")
+    assert loop.timed_out_cells == [1]
+
+
+def executed(base: Path, student: str, name: str = "01_fog.ipynb") -> str:
+    """What a submission's cells printed or raised (its outputs, not its source)."""
+    nb = nbformat.read(base / "report" / "notebooks" / student / name, as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    return "\n".join(str(o.get("text", "")) + str(o.get("evalue", "")) for o in outputs)
+
+
+def test_nothing_outside_the_sandbox_was_read_or_changed(graded):
+    base, _, _, _, hashes = graded
+    for path, digest in hashes.items():
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, path
+    steal = executed(base, "steal")
+    assert CANARY not in steal and "the canary" not in steal and "LEAKED" not in steal
+    assert steal.count("REFUSED") >= 5 and "NETWORK REFUSED" in steal
+    processes = [line for line in steal.splitlines() if line.startswith("PROC ")]
+    assert processes and not any("pytest" in line for line in processes)  # the grader's argv
+    stolen = executed(base, "exec_solutions")
+    assert "STOLE" not in stolen and stolen.count("REFUSED") >= 3
+    bomb = executed(base, "fork_bomb")
+    assert "FORKS REFUSED after" in bomb  # the process limit held
+    assert int(bomb.split("FORKS REFUSED after ")[1].split()[0]) < 64
+    assert (
+        os.path.getsize(base / "report" / "notebooks" / "huge_output" / "01_fog.ipynb") < 4 * 2**20
+    )
+
+
+def test_no_process_is_left(graded):
+    assert processes_with(MARKER) == []
+    assert processes_with("dit_mini.course.grading.launcher") == []
+
+
+def test_report_files_and_resume(graded, capsys):
+    base, expected, grades, _, _ = graded
+    summary = (base / "report" / "summary.csv").read_text()
+    assert "(class),01.alpha_bar," in summary and "honest,(all),3,7" in summary
+    header = json.loads((base / "report" / "grades.json").read_text())["header"]
+    assert header["sandboxed"] is True
+    argv = ["course", "grade", str(base / "class"), "--solutions", str(base / "solutions"),
+            "--out", str(base / "report"), "--timeout", "12"]  # fmt: skip
+    # a re-run with the same limits skips every unchanged submission (seconds, not minutes)
+    again = grade_paths([base / "class"], base / "solutions", out=base / "report", jobs=2,
+                        limits=LIMITS)  # fmt: skip
+    assert [g.seconds for g in again] == [
+        g.seconds for g in sorted(grades, key=lambda g: (g.student, g.notebook))
+    ]
+    assert main([*argv[:3], str(base / "nowhere"), *argv[3:]]) == 2
+    assert "no file or folder" in capsys.readouterr().err
+    write_reports(again, base / "report2")
+    assert (base / "report2" / "grades.csv").is_file()
+
+
+def test_without_a_sandbox_it_refuses_unless_told(tmp_path, monkeypatch, capsys):
+    import dit_mini.course.grading as grading
+
+    monkeypatch.setattr(grading, "bwrap_path", lambda: None)
+    (tmp_path / "ana").mkdir()
+    nbformat.write(cells(HONEST), tmp_path / "ana" / "01_fog.ipynb")
+    argv = ["course", "grade", str(tmp_path), "--out", str(tmp_path / "report")]
+    assert main(argv) == 2
+    assert "--unsafe-no-sandbox" in capsys.readouterr().err
+    assert main([*argv, "--unsafe-no-sandbox", "--timeout", "60"]) == 0
+    report = json.loads((tmp_path / "report" / "grades.json").read_text())
+    assert report["header"]["sandboxed"] is False
+    assert "UNSANDBOXED" in report["header"]["warning"]
+    assert [r["points"] for r in report["submissions"]] == [3]
+
+
+# The nbgrader metadata path (tests/test_nbgrader.py) grades this tiny notebook.
 IMPORT = "from dit_mini.course.exercises import check"
 DOUBLE = 'def double(x):\n    """Twice x."""\n    ### BEGIN SOLUTION\n    return 2 * x\n'
 DOUBLE += "    ### END SOLUTION"
@@ -44,129 +449,8 @@ def tiny_solution(path: Path) -> Path:
     return path
 
 
-def submit(folder: Path, name: str, edit) -> None:
-    """Student `name` submits the student copy (or the solution) changed by `edit(cells)`."""
-    source = folder.parent / "student.ipynb" if edit is not None else folder.parent / "sol.ipynb"
-    nb = nbformat.read(source, as_version=4)
-    if edit is not None:
-        edit(nb.cells)
-    (folder / name).mkdir(parents=True)
-    nbformat.write(nb, folder / name / "tiny.ipynb")
-
-
-def half(cells):
-    cells[2].source = DOUBLE
-
-
-def delete_checks(cells):
-    cells[:] = [c for c in cells if "check(" not in c.source or "import" in c.source]
-
-
-def redefine(cells):
-    cells.insert(2, nbformat.v4.new_code_cell("def check(*args, **kw):\n    return True"))
-
-
-def fake_prints(cells):
-    fake = 'print("Bonfire lit: t.double.")\nprint("Bonfire lit: t.answer.")'
-    cells.append(nbformat.v4.new_code_cell(fake))
-
-
-def loop(cells):  # a cell that never ends, and a function that never returns
-    cells[2].source = "def double(x):\n    while True:\n        pass"
-    del cells[3]  # (its own check would loop too: one timeout less to wait for)
-    cells[3].source = "answer = 42"
-    cells.insert(3, nbformat.v4.new_code_cell("while True:\n    pass"))
-
-
-def no_checks(cells):
-    cells[:] = [nbformat.v4.new_code_cell("print('Bonfire lit: everything.')")]
-
-
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    base = tmp_path_factory.mktemp("grading")
-    solutions = base / "solutions"
-    tiny_solution(solutions / "tiny.ipynb")
-    shutil.copy(solutions / "tiny.ipynb", base / "sol.ipynb")
-    make_student_notebook(solutions / "tiny.ipynb", base / "student.ipynb")
-    klass = base / "class"
-    for name, edit in [("solved", None), ("unsolved", lambda cells: None), ("half", half),
-                       ("deleted", delete_checks), ("redefined", redefine),
-                       ("fake", fake_prints), ("loop", loop), ("nochecks", no_checks)]:  # fmt: skip
-        submit(klass, name, edit)
-    (klass / "text").mkdir()
-    (klass / "text" / "tiny.txt").write_text("my answers: 6 and 42")
-    (klass / "broken").mkdir()
-    (klass / "broken" / "tiny.ipynb").write_text("this is not JSON")
-    out = base / "report"
-    argv = ["course", "grade", str(klass), "--solutions", str(solutions), "--out", str(out)]
-    code = main([*argv, "--timeout", "15"])
-    with open(out / "grades.csv") as f:
-        rows = list(csv.DictReader(f))
-    return code, rows, json.loads((out / "grades.json").read_text()), base
-
-
-def points(rows, student):
-    mine = [r for r in rows if r["student"] == student]
-    assert {r["exercise"] for r in mine} == set(POINTS)  # every exercise listed, solved or not
-    assert sum(int(r["max_points"]) for r in mine) == 3
-    return {r["exercise"]: (int(r["points"]), r["status"]) for r in mine}
-
-
-@pytest.mark.slow
-def test_points_per_student(graded):
-    code, rows, records, _ = graded
-    assert code == 0  # grading ran; low scores are not an error
-    assert points(rows, "solved") == {"t.double": (2, "passed"), "t.answer": (1, "passed")}
-    assert points(rows, "half") == {"t.double": (2, "passed"), "t.answer": (0, "failed")}
-    for student in ("unsolved", "deleted", "redefined", "fake", "nochecks"):
-        assert {p for p, _ in points(rows, student).values()} == {0}, student
-    assert points(rows, "loop") == {"t.double": (0, "timed out"), "t.answer": (1, "passed")}
-    assert {s for _, s in points(rows, "text").values()} == {"missing"}
-    assert {s for _, s in points(rows, "broken").values()} == {"not a notebook"}
-    loop = next(r for r in records if r["student"] == "loop")
-    assert loop["timed_out_cells"] == [3] and loop["points"] == 1
-    unsolved = [r for r in rows if r["student"] == "unsolved"]
-    assert all("not solved yet" in r["detail"] for r in unsolved)
-
-
-@pytest.mark.slow
-def test_bad_input_is_one_line_and_exit_2(graded, capsys):
-    *_, base = graded
-    solutions = str(base / "solutions")
-    for argv, message in [
-        ([str(base / "class" / "text" / "tiny.txt")], "is not a notebook"),
-        ([str(base / "class" / "text")], "no notebooks in"),
-        ([str(base / "nowhere")], "no file or folder"),
-        ([str(base / "sol.ipynb")], "no solution notebook"),
-    ]:
-        assert main(["course", "grade", *argv, "--solutions", solutions]) == 2
-        err = capsys.readouterr().err.strip()
-        assert message in err and len(err.splitlines()) == 1, err
-
-
-@pytest.mark.slow
-def test_a_course_notebook_solution_full_student_zero(tmp_path):
-    name = "01_fog.ipynb"
-    solutions = ROOT / "notebooks" / "solutions"
-    for who, source in [("teacher", solutions / name), ("learner", ROOT / "notebooks" / name)]:
-        (tmp_path / "class" / who).mkdir(parents=True)
-        shutil.copy(source, tmp_path / "class" / who / name)
-    argv = ["course", "grade", str(tmp_path / "class"), "--out", str(tmp_path)]
-    assert main(argv) == 0
-    with open(tmp_path / "grades.csv") as f:
-        rows = list(csv.DictReader(f))
-    total = {who: sum(int(r["points"]) for r in rows if r["student"] == who) for who in
-             ("teacher", "learner")}  # fmt: skip
-    maximum = sum(int(r["max_points"]) for r in rows if r["student"] == "teacher")
-    assert maximum >= 3 and total == {"teacher": maximum, "learner": 0}
-
-
 @pytest.mark.slow
 def test_nbval_fails_a_failing_check_in_solutions_only(tmp_path):
-    import subprocess
-    import sys
-
     (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
     shutil.copy(ROOT / "notebooks" / "conftest.py", tmp_path / "conftest.py")
     wrong = tiny_solution(tmp_path / "solutions" / "tiny.ipynb")

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from .. import __version__
-from ..course.grading import grade_paths, write_reports
+from ..course.grading import NoSandboxError, grade_paths
 from ..course.notebooks import make_student_notebooks, tag_notebooks
 from ..course.site import build_site, check_site
 from ..metrics.evaluation import evaluate_samples, load_samples
@@ -207,7 +207,7 @@ def _course_cmd(args: argparse.Namespace) -> int:
         check_writable(args.paths[0])
         try:
             warnings = build_site(
-                args.paths[0], args.solutions, names=args.notebook, timeout=args.timeout
+                args.paths[0], args.solutions, names=args.notebook, timeout=args.timeout or 600
             )
         except RuntimeError as error:  # a notebook raised or its kernel died: say which
             print(f"dit-mini: site: {error}".splitlines()[0], file=sys.stderr)
@@ -224,10 +224,19 @@ def _course_cmd(args: argparse.Namespace) -> int:
             for path in tag_notebooks(src):
                 print(f"tagged {path}")
         return 0
-    grades = grade_paths(args.paths, args.solutions, timeout=args.timeout, progress=print)
-    if args.out is not None:
-        for path in write_reports(grades, args.out):
-            print(f"wrote {path}")
+    try:
+        grades = grade_paths(
+            args.paths, args.solutions, timeout=args.timeout or 300, progress=print,
+            out=args.out, jobs=args.jobs, unsafe_no_sandbox=args.unsafe_no_sandbox,
+            allow_package_answers=args.allow_package_answers,
+        )  # fmt: skip
+    except NoSandboxError as error:
+        print(f"dit-mini: {error}", file=sys.stderr)
+        return 2
+    if args.out is not None:  # (grade_paths rewrote the report after every submission)
+        for name in ("grades.csv", "summary.csv", "grades.json", "notebooks"):
+            print(f"wrote {args.out / name}")
+    print(f"{len(grades)} notebooks graded")
     return 0  # grading ran: scores, however low, are in the report, not in the exit status
 
 
@@ -311,7 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
         "build student notebooks, grade notebooks, build the course website",
         "'student SRC DST' removes the solutions from a notebook or a folder of notebooks; "
         "'tag SRC' writes nbgrader metadata into solution notebooks; 'grade PATH...' runs "
-        "submissions, re-runs the solution's checks on them and reports points per exercise; "
+        "each submission in its own bubblewrap sandbox, calls its answers on fresh inputs and "
+        "compares them with the package's references outside the sandbox (points per "
+        "exercise; report rewritten after each submission; a re-run resumes); "
         "'site OUT' runs every notebook in FAST mode and renders the course with Sphinx as a "
         "website (their figures, the five acts in a sidebar, search, the glossary, launch "
         "buttons), then checks its links. Exit status: 0 when grading ran (whatever the scores) "
@@ -344,9 +355,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="site: only this notebook (a file name such as 01_fog.ipynb); repeat it for more",
     )
     p.add_argument(
-        "--out", type=Path, default=None, help="grade: folder for grades.csv and grades.json"
+        "--out",
+        type=Path,
+        default=None,
+        help="grade: folder for the report (grades.csv, summary.csv, grades.json, the executed "
+        "notebooks), rewritten after each submission; the same command again resumes",
     )
-    p.add_argument("--timeout", type=int, default=600, help="seconds per cell (grade, site)")
+    p.add_argument(
+        "--timeout",
+        type=int,
+        default=None,
+        help="seconds per cell (grade: per cell and per exercise, default 300; site: 600)",
+    )
+    p.add_argument("--jobs", type=int, default=1, help="grade: submissions graded at once")
+    p.add_argument(
+        "--unsafe-no-sandbox",
+        action="store_true",
+        help="grade: run the students' code without bubblewrap, as yourself (trusted work only)",
+    )
+    p.add_argument(
+        "--allow-package-answers",
+        action="store_true",
+        help="grade: give points to answers that are the package's own (alias, subclass, wrapper)",
+    )
     return parser  # fmt: skip
 
 

@@ -28,16 +28,9 @@ nbval run of notebooks/solutions; or NBGRADER_EXECUTION, set by nbgrader's autog
 check prints its line and then raises AssertionError, so graders that count cell errors (nbgrader,
 nbval) see the failure. For learners a check never raises.
 
-Every call records its result in this module (`results()`): an exercise passes when all its calls
-passed. `dit-mini course grade` does not trust that record as the learner's kernel left it. Threat
-model: a learner may delete or edit check cells, redefine `check`, print fake "Bonfire lit" lines,
-or patch this module's functions from their notebook; all of that must fail. After the
-submission ran, the grader reloads this module (undoing patches to it), re-runs each exercise's
-check cell as the SOLUTION notebook has it on the learner's names (`run_check_cell`), and reads
-the results back with `report(secret)`, a line tagged with a per-run secret that the learner's
-code never saw. Out of scope: a learner determined to subvert the kernel itself (patching torch,
-the interpreter or the grader's output stream); grade in a sandbox and read suspicious
-submissions.
+Every call records its result in this module (`results()`), for the learner. No grader trusts
+that record: `dit-mini course grade` calls the learner's answers on fresh inputs from a sandbox
+and compares them in its own process (`dit_mini.course.grading`).
 
 Introduced in notebook 00 (bonfire); used by every notebook's exercises.
 """
@@ -66,14 +59,11 @@ __all__ = [
     "grading_mode",
     "results",
     "reset_results",
-    "run_check_cell",
-    "report",
 ]
 
 PASS_PREFIX = "Bonfire lit"
 FAIL_PREFIX = "You died"
 GRADING_ENV = "DIT_MINI_GRADING"
-REPORT_TAG = "dit-mini-grade"
 NOT_SOLVED = "not solved yet: write your code where the cell says `# YOUR CODE HERE`"
 _MISSING = object()
 _RESULTS: dict[str, dict] = {}  # exercise name -> {"passed": bool, "parts": [...]}
@@ -291,40 +281,3 @@ def reset_results() -> None:
     _RESULTS.clear()
     _ATTEMPTS.clear()
     _HINTS_SHOWN.clear()
-
-
-def run_check_cell(name: str, source: str, namespace: dict) -> bool:
-    """Run the solution's check cell `source` for exercise `name` on the learner's `namespace`.
-
-    The grader's re-run: the source comes from the solution notebook, `check` is this module's,
-    the learner's own names (their functions and values) are read from a copy of `namespace`.
-    A check cell that cannot run (a name the learner deleted, a crash, an interrupt when the
-    grader's per-cell timeout fires) records the exercise as failed with the reason.
-    """
-    try:
-        # deferred: IPython is there only inside a kernel
-        from IPython.core.inputtransformer2 import TransformerManager
-
-        source = TransformerManager().transform_cell(source)
-    except ImportError:  # plain Python: the check cells hold no magics
-        pass
-    scope = dict(namespace)
-    scope["check"] = check
-    try:
-        exec(compile(source, f"<check cell of {name}>", "exec"), scope)
-    except AssertionError:
-        pass  # a failed check in grading mode: already recorded
-    except KeyboardInterrupt:
-        _record(name, "timed out", False, "timed out")
-    except BaseException as error:  # noqa: BLE001 - anything the learner's code throws
-        _record(name, "could not run", False, f"{type(error).__name__}: {error}")
-    if name not in _RESULTS:
-        _record(name, "no check ran", False, "the check cell recorded nothing")
-    return _RESULTS[name]["passed"]
-
-
-def report(secret: str) -> str:
-    """One line for the grader: `secret`, a tag and the recorded results as JSON."""
-    line = f"{REPORT_TAG} {secret} {json.dumps(_RESULTS)}"
-    print(line)
-    return line
