@@ -263,7 +263,7 @@ def test_a_tiny_course_builds_offline_with_search_math_and_launch_buttons(tmp_pa
     assert "zephyrquokka" in (out / "searchindex.js").read_text()
     assert 'href="01_tiny.html"' in (out / "glossary.html").read_text()  # "Notebook 01" links
     index = (out / "index.html").read_text()
-    assert "Act I: into the fog" in index and 'href="01_tiny.html"' in index
+    assert "Act I: the fog" in index and 'href="01_tiny.html"' in index
 
 
 def test_a_notebook_that_fails_is_one_line_and_exit_1(tmp_path, capsys):

@@ -38,12 +38,12 @@ __all__ = [
     "mathjax_folder",
 ]
 
-ACTS = (  # the sidebar's five acts: title and notebook numbers
-    ("Act I: into the fog", ("00", "01", "02", "03")),
-    ("Act II: maps, lenses and whispers", ("04", "05", "06")),
-    ("Act III: the DiT forged", ("07", "08", "09")),
-    ("Act IV: latent realms", ("10", "11", "12")),
-    ("Act V: the final boss", ("13", "14")),
+ACTS = (  # the sidebar's five acts, as notebook 00's map names them: title and notebook numbers
+    ("Act I: the fog", ("00", "01", "02", "03")),
+    ("Act II: the gear", ("04", "05", "06", "07")),
+    ("Act III: the fights", ("08", "09")),
+    ("Act IV: the dream realm", ("10", "11", "12", "13")),
+    ("Act V: New Game+", ("14",)),
 )
 GITHUB = f"https://github.com/{REPOSITORY}"
 COLAB = f"https://colab.research.google.com/github/{REPOSITORY}/blob/main/notebooks"
