@@ -218,7 +218,9 @@ def _run(name: str, answer_code: str):
     namespace = _namespace(setup)
     exec(answer_code, namespace)
     exercises.reset_results()
-    passed = exercises.run_check_cell(name, check_source, namespace)
+    namespace["check"] = exercises.check  # the check cell as a learner's kernel runs it
+    exec(check_source, namespace)
+    passed = exercises.results()[name]["passed"]
     reasons = [p["reason"] or "" for p in exercises.results()[name]["parts"]]
     return passed, " ".join(reasons)
 

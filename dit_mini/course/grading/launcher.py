@@ -144,6 +144,9 @@ def _cells(client, nb, job: dict, status: dict) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1 or argv[0] in ("-h", "--help"):
+        print("usage: python -m dit_mini.course.grading.launcher JOB.json (run by the grader)")
+        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
     with open(argv[0]) as f:
         job = json.load(f)
     _limit(job["limits"])

@@ -133,6 +133,7 @@ def _python_binds() -> list[str]:
 
 def _package_binds() -> list[str]:
     from ...models.pretrained import assets_dir  # deferred: the package, not its course layer
+    from ..hints import exercises_dir
 
     package = Path(__file__).resolve().parents[2]  # .../dit_mini
     args = ["--perms", "0755", "--dir", "/opt", "--perms", "0755", "--dir", PACKAGE_ROOT]
@@ -140,6 +141,11 @@ def _package_binds() -> list[str]:
     assets = assets_dir().resolve()
     if assets.is_dir() and not str(assets).startswith(str(package)):
         args += ["--ro-bind", str(assets), f"{PACKAGE_ROOT}/assets"]
+    # The exercises' data (hints, common mistakes: no solutions), where the loader looks for it.
+    exercises = exercises_dir().resolve()
+    if exercises.is_dir() and not str(exercises).startswith(str(package)):
+        args += ["--perms", "0755", "--dir", f"{PACKAGE_ROOT}/notebooks"]
+        args += ["--ro-bind", str(exercises), f"{PACKAGE_ROOT}/notebooks/exercises"]
     return args
 
 
