@@ -3,6 +3,7 @@ the data codec's caps, limits, and the probe table (every probe's reference runs
 fresh inputs and passes its own comparison)."""
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -119,7 +120,13 @@ def test_limits_and_sandbox_arguments(tmp_path):
     binds = [argv[i + 1] for i, a in enumerate(argv) if a in ("--bind", "--ro-bind")]
     writable = [argv[i + 1] for i, a in enumerate(argv) if a == "--bind"]
     assert writable == [str(tmp_path), str(tmp_path / ".tmp")]
-    assert not any("notebooks" in b or b.endswith("/solutions") for b in binds)
+    # of the notebooks folder only the exercises' data (hints, mistakes) is mounted, read-only
+    from dit_mini.course.hints import exercises_dir
+
+    data = str(exercises_dir().resolve())
+    assert not any(b.endswith("/solutions") or b.endswith(".ipynb") for b in binds)
+    assert all(b == data for b in binds if "notebooks" in b and b not in writable)
+    assert not any(Path(data).glob("*.ipynb"))
 
 
 def test_every_exercise_is_probed_or_listed():

@@ -112,6 +112,15 @@ def value(answer):
     return answer
 
 
+def names(answer):
+    """A set (or list, tuple) of names as a sorted list; anything else as it is."""
+    if isinstance(answer, (set, frozenset, list, tuple)) and all(
+        isinstance(n, str) for n in answer
+    ):
+        return sorted(answer)
+    return answer
+
+
 HARNESSES = {
     "call": call,
     "call_no_grad": call_no_grad,
@@ -122,4 +131,5 @@ HARNESSES = {
     "train_steps": train_steps,
     "loop_trace": loop_trace,
     "value": value,
+    "names": names,
 }

@@ -295,6 +295,98 @@ def _captions(g) -> list[str]:
     return [caption_of(c, k, m) for c, k, m in draws] + ["", "A Crimson Sword Spinning Left"]
 
 
+def _cosine_midpoint(s: float) -> float:
+    """SNR in dB at t = T / 2 of the package's cosine schedule with offset s."""
+    # deferred: imported where needed, not at the grader's start
+    from ...diffusion.schedules import cosine_schedule
+
+    return float(10 * torch.log10(cosine_schedule(1000, s).snr()[499]))
+
+
+def _posterior(x0, x_t, t, betas):
+    # deferred: imported where needed, not at the grader's start
+    from ...diffusion.samplers import ddpm_posterior
+    from ...diffusion.schedules import NoiseSchedule
+
+    return ddpm_posterior(x0, x_t, t, NoiseSchedule(betas))
+
+
+def _posterior_cases(g) -> list[tuple]:
+    T = _int(g, 50, 1000)
+    betas = torch.linspace(1e-4, 0.02 + 0.03 * float(torch.rand(1, generator=g)), T).double()
+    x0, x_t = _randn(g, 3, 3, 8, 8), _randn(g, 3, 3, 8, 8)
+    return [(x0, x_t, t, betas) for t in (T - 1, _int(g, 1, T - 1), 1, 0)]
+
+
+def _first_learners() -> list[str]:
+    """The parameters of a fresh nano DiT that get a gradient on the first step, measured."""
+    # deferred: imported where needed, not at the grader's start
+    from ... import DiT, dit_config
+    from ..derivations import first_step_gradients
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(torch.randint(0, 2**31, (1,))))
+        model = DiT(dit_config("nano"))
+        x = torch.randn(2, 3, 32, 32)
+    return first_step_gradients(model, x, torch.tensor([50.0, 800.0]), torch.tensor([1, 7]))
+
+
+def _first_learners_test(output, args) -> str | None:
+    if not isinstance(output, list) or not all(isinstance(n, str) for n in output):
+        return "expected a set of parameter names (strings)"
+    answer, truth = set(output), set(_first_learners())
+    missing, extra = sorted(truth - answer), sorted(answer - truth)
+    if missing:
+        return f"{missing[0]} does get a gradient ({len(missing)} name(s) missing)"
+    if extra:
+        return f"{extra[0]} gets no gradient on the first step ({len(extra)} name(s) too many)"
+    return None
+
+
+def _guided_score(uncond, cond, w):
+    """The package's guidance combination (a score is an eps prediction up to a factor)."""
+    return _combine(cond[:, None, None, None], uncond[:, None, None, None], w)[:, 0, 0, 0]
+
+
+def _score_cases(g) -> list[tuple]:
+    # deferred: imported where needed, not at the grader's start
+    from ..derivations import two_class_scores
+
+    x = 3 * (2 * torch.rand(40, generator=g, dtype=torch.float64) - 1)
+    y = torch.randint(0, 2, (40,), generator=g)
+    means, std = (
+        (-float(torch.rand(1, generator=g)) - 0.2, 1.0),
+        0.4 + float(torch.rand(1, generator=g)),
+    )
+    uncond, cond = two_class_scores(x, y, means, std)
+    return [(uncond, cond, w) for w in (0.0, 1.0, 6 * float(torch.rand(1, generator=g)))]
+
+
+def _halving_ratio_test(output, args) -> str | None:
+    """The notebook's check: a ratio FID(4 steps) / FID(8 steps) one could defend."""
+    if isinstance(output, bool) or not isinstance(output, (int, float)):
+        return f"expected one number, FID at 4 steps divided by FID at 8, got {output!r}"
+    return None if 0.6 <= output <= 3.0 else f"{output} is not a defensible ratio (0.6 to 3)"
+
+
+def _kl_normal(mu1, logvar1, mu2, logvar2):
+    from torch.distributions import Normal, kl_divergence
+
+    return kl_divergence(Normal(mu1, (0.5 * logvar1).exp()), Normal(mu2, (0.5 * logvar2).exp()))
+
+
+def _price_of_time(frames, size, pt, p):
+    # deferred: imported where needed, not at the grader's start
+    from ...models.video import attention_flops, token_count
+
+    clip, image = token_count(frames, size, pt, p), token_count(1, size, 1, p)
+    return {
+        "tokens": clip,
+        "token_ratio": clip / image,
+        "attention_ratio": attention_flops(clip, 64) / attention_flops(image, 64),
+    }
+
+
 def _module(cls_path: str, ctor: tuple, inputs: Callable) -> Callable:
     def make(g):
         cls = ref(cls_path)()
@@ -368,6 +460,15 @@ PROBES: list[Probe] = [
         "call",
         lambda g: [(ab,) for ab in _alpha_bars(g)],
         test=_first_below_0db,
+    ),
+    Probe(
+        "01.cosine_midpoint",
+        "",
+        ("cosine_midpoint_snr_db",),
+        "call",
+        lambda g: [(0.0,), (0.008,)] + [(0.3 * float(v),) for v in torch.rand(2, generator=g)],
+        lambda: _cosine_midpoint,
+        atol=1e-6,
     ),
     # 02 nameless king
     Probe(
@@ -465,6 +566,16 @@ PROBES: list[Probe] = [
         lambda: _ddim_jump,
     ),
     Probe(
+        "03.ddpm_posterior",
+        "",
+        ("posterior",),
+        "call",
+        _posterior_cases,
+        lambda: _posterior,
+        package=("dit_mini.diffusion.samplers:ddpm_posterior",),
+        atol=1e-4,
+    ),
+    Probe(
         "03.ddim_timesteps",
         "",
         ("trailing_timesteps",),
@@ -505,6 +616,19 @@ PROBES: list[Probe] = [
             for t in (1.0, 0.25 + 0.5 * float(torch.rand(1, generator=g)))
         ],
         lambda: _euler_step,
+        atol=1e-4,
+    ),
+    Probe(
+        "03.marginal_velocity",
+        "",
+        ("my_marginal_velocity",),
+        "call",
+        lambda g: [
+            (_randn(g, 32, 2), t, _randn(g, _int(g, 20, 200), 2))
+            for t in (1.0, 0.05 + 0.9 * float(torch.rand(1, generator=g)), 0.05)
+        ],
+        ref("dit_mini.course.derivations:marginal_velocity"),
+        package=("dit_mini.course.derivations:marginal_velocity",),
         atol=1e-4,
     ),
     # 04 cartographer
@@ -622,6 +746,14 @@ PROBES: list[Probe] = [
         lambda: _block_forward,
         atol=1e-4,
     ),
+    Probe(
+        "07.first_gradients",
+        "",
+        ("first_learners",),
+        "names",
+        lambda g: [()],
+        test=_first_learners_test,
+    ),
     # 08 summon signs
     Probe(
         "08.label_dropout",
@@ -654,6 +786,16 @@ PROBES: list[Probe] = [
         lambda g: [(_randn(g, 40, 8), torch.randint(0, 4, (40,), generator=g))],
         ref("dit_mini.studies.guidance_study:within_class_diversity"),
     ),
+    Probe(
+        "08.cfg_bayes",
+        "",
+        ("my_guided_score",),
+        "call",
+        _score_cases,
+        lambda: _guided_score,
+        package=("dit_mini.diffusion.guidance:combine_guidance",),
+        atol=1e-8,
+    ),
     # 09 dps
     Probe(
         "09.block_gflops",
@@ -676,6 +818,14 @@ PROBES: list[Probe] = [
         ],
         ref("dit_mini.studies.steps_vs_size:sampling_bill"),
         rtol=1e-6,
+    ),
+    Probe(
+        "09.halve_steps",
+        "",
+        ("predicted_ratio",),
+        "value",
+        lambda g: [()],
+        test=_halving_ratio_test,
     ),
     # 10 dream factory
     Probe(
@@ -710,6 +860,17 @@ PROBES: list[Probe] = [
         lambda g: [(_randn(g, 2, 4, 8, 8), _randn(g, 2, 4, 8, 8)), (_randn(g, 5), _randn(g, 5))],
         ref("dit_mini.models.vae:kl_divergence"),
         package=("dit_mini.models.vae:kl_divergence",),
+    ),
+    Probe(
+        "10.kl_two_gaussians",
+        "",
+        ("kl_two_gaussians",),
+        "call",
+        lambda g: [
+            tuple(_randn(g, 2, 4, 3, 3) for _ in range(4)),
+            tuple(_randn(g, 7) for _ in range(4)),
+        ],
+        lambda: _kl_normal,
     ),
     Probe(
         "10.reparameterize",
@@ -804,6 +965,20 @@ PROBES: list[Probe] = [
         "call",
         lambda g: [(_randn(g, 2, 1, 6, 8, 12), 3, 2)],
         ref("dit_mini.models.video:tubeletify"),
+    ),
+    Probe(
+        "13.price_of_time",
+        "",
+        ("price_of_time",),
+        "call",
+        lambda g: (
+            [(8, 16, 2, 4), (6, 12, 3, 2)]
+            + [
+                (pt * _int(g, 1, 40), p * _int(g, 1, 16), pt, p)
+                for pt, p in ((_int(g, 1, 4), 2 ** _int(g, 1, 5)) for _ in range(3))
+            ]
+        ),
+        lambda: _price_of_time,
     ),
     # 14 new game plus
     Probe(
