@@ -30,7 +30,9 @@ from dit_mini.course.notebooks import nbgrader_metadata  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = "dit-grade-daemon-7f3a"  # a process with this in its command line must not survive
 CANARY = "canary-of-the-grader-5c1e"  # in the grader's environment; must not leak
-HONEST = """import numpy as np
+HONEST = """import math
+
+import numpy as np
 import torch
 
 
@@ -49,6 +51,11 @@ def snr_in_db(alpha_bar):
 
 def first_step_below_0db(alpha_bar):
     return int((alpha_bar / (1 - alpha_bar) < 1).nonzero()[0])
+
+
+def cosine_midpoint_snr_db(s):
+    a = math.cos((0.5 + s) / (1 + s) * math.pi / 2) ** 2 / math.cos(s / (1 + s) * math.pi / 2) ** 2
+    return 10 * math.log10(a / (1 - a))
 """
 WRONG = """import torch
 alpha_bar_from_betas = lambda betas: torch.zeros_like(betas)
@@ -58,7 +65,8 @@ first_step_below_0db = lambda ab: 1
 """
 LIMITS = Limits(wall=240, timeout=12, import_timeout=120, memory=3 * 2**30, processes=64,
                 max_output=2**20)  # fmt: skip
-FULL = {"01.alpha_bar": (1, "passed"), "01.q_sample": (1, "passed"), "01.snr": (1, "passed")}
+FULL = {"01.alpha_bar": (1, "passed"), "01.q_sample": (1, "passed"), "01.snr": (1, "passed"),
+        "01.cosine_midpoint": (1, "passed")}  # fmt: skip
 
 
 def zero(status: str) -> dict:
@@ -392,7 +400,7 @@ def test_no_process_is_left(graded):
 def test_report_files_and_resume(graded, capsys):
     base, expected, grades, _, _ = graded
     summary = (base / "report" / "summary.csv").read_text()
-    assert "(class),01.alpha_bar," in summary and "honest,(all),3,7" in summary
+    assert "(class),01.alpha_bar," in summary and "honest,(all),4,8" in summary
     header = json.loads((base / "report" / "grades.json").read_text())["header"]
     assert header["sandboxed"] is True
     argv = ["course", "grade", str(base / "class"), "--solutions", str(base / "solutions"),
@@ -422,7 +430,7 @@ def test_without_a_sandbox_it_refuses_unless_told(tmp_path, monkeypatch, capsys)
     report = json.loads((tmp_path / "report" / "grades.json").read_text())
     assert report["header"]["sandboxed"] is False
     assert "UNSANDBOXED" in report["header"]["warning"]
-    assert [r["points"] for r in report["submissions"]] == [3]
+    assert [r["points"] for r in report["submissions"]] == [4]  # notebook 01: four, all answered
 
 
 # The nbgrader metadata path (tests/test_nbgrader.py) grades this tiny notebook.
