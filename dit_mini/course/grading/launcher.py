@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                         i += 1
     except DeadKernelError:
         status["note"] = status["note"] or "the kernel died"
-    except Exception as error:  # noqa: BLE001 - report what stopped the run, never hang
+    except BaseException as error:  # noqa: BLE001 - a stray SIGINT too: report what stopped it
         status["note"] = status["note"] or f"{type(error).__name__}: {error}"[:300]
     status["seconds"] = round(time.monotonic() - started, 2)
     try:
