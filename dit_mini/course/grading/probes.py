@@ -306,7 +306,7 @@ def _cosine_midpoint(s: float) -> float:
 def _posterior(x0, x_t, t, betas):
     # deferred: imported where needed, not at the grader's start
     from ...diffusion.samplers import ddpm_posterior
-    from ...diffusion.schedules import NoiseSchedule
+    from ...diffusion.schedules import NoiseSchedule  # deferred, as above
 
     return ddpm_posterior(x0, x_t, t, NoiseSchedule(betas))
 
@@ -322,7 +322,7 @@ def _first_learners() -> list[str]:
     """The parameters of a fresh nano DiT that get a gradient on the first step, measured."""
     # deferred: imported where needed, not at the grader's start
     from ... import DiT, dit_config
-    from ..derivations import first_step_gradients
+    from ..derivations import first_step_gradients  # deferred, as above
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(torch.randint(0, 2**31, (1,))))
@@ -370,7 +370,7 @@ def _halving_ratio_test(output, args) -> str | None:
 
 
 def _kl_normal(mu1, logvar1, mu2, logvar2):
-    from torch.distributions import Normal, kl_divergence
+    from torch.distributions import Normal, kl_divergence  # deferred: only this probe needs it
 
     return kl_divergence(Normal(mu1, (0.5 * logvar1).exp()), Normal(mu2, (0.5 * logvar2).exp()))
 
