@@ -186,9 +186,13 @@ def sandbox_argv(bwrap: str, home: Path, slot: int, command: list[str], env: dic
     root = os.geteuid() == 0
     if not root:
         argv += ["--unshare-user", "--uid", "65534", "--gid", "65534"]
-    argv += _system_binds() + _python_binds() + _package_binds()
+    argv += _system_binds()
+    # /tmp before the interpreter and the package: a virtual environment or checkout under /tmp
+    # (a CI clone, say) is then mounted inside the private /tmp instead of hidden by it.
+    argv += ["--bind", str(home / ".tmp"), "/tmp"]
+    argv += _python_binds() + _package_binds()
     argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "0755", "--dir", "/home"]
-    argv += ["--bind", str(home), SANDBOX_HOME, "--bind", str(home / ".tmp"), "/tmp"]
+    argv += ["--bind", str(home), SANDBOX_HOME]
     argv += ["--chdir", SANDBOX_HOME]
     for key, value in env.items():
         argv += ["--setenv", key, value]
