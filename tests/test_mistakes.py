@@ -742,7 +742,7 @@ WRONG = [
     ("14.train_step", "EMA update", lambda: ema_result(ema_with_gradients), "your code raised RuntimeError: a leaf Variable that requires grad is being used in an in-p"),
     ("14.train_step", "two steps", lambda: step_result(step_noise_first, steps=1), "item 0: expected 2.48225, got 2.34718"),
     ("14.train_step", "two steps", lambda: step_result(step_unclipped, steps=1), "the first wrong value is at index [6, 171]"),
-    ("14.train_loop", "the loop", loop_no_warmup, "learning rates [0.8, 0.8, 0.8, 0.8, 0.8, 0.8], expected [0.2, 0.4, 0.6000000000000001, 0.8"),
+    ("14.train_loop", "the loop", loop_no_warmup, "learning rates [0.8, 0.8, 0.8, 0.8, 0.8, 0.8], expected [0.2, 0.4, 0.6, 0.8, 0.8, 0.8] (steps=6"),
     ("14.train_loop", "the loop", loop_same_batch, "every step got the same batch: draw random indices with the generator each step"),
     ("14.sampler", "", sampler(direction=-1.0), "the first wrong value is at image 0, channel 0, row 0, col 0"),
     ("14.sampler", "", sampler(guided=False), "the first wrong value is at image 0, channel 0, row 0, col 0"),

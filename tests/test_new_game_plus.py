@@ -162,6 +162,28 @@ def test_loop_test_passes_the_reference_and_names_loop_mistakes():
 
     assert "same batch" in loop_test(one_batch)
 
+    def notebook_numbers(step_fn, model, ema, optimizer, images, labels, steps, **kw):
+        # the notebook's first configuration written into the loop
+        kw = {**kw, "batch_size": 3, "lr": 0.8, "warmup": 4}
+        return train_loop(step_fn, model, ema, optimizer, images, labels, 6, **kw)
+
+    message = loop_test(notebook_numbers)
+    assert message is not True and "steps=5, batch_size=2" in message
+
+    def global_rng(step_fn, model, ema, optimizer, images, labels, steps, batch_size=16, lr=3e-3,
+                   warmup=100, seconds=None, generator=None, on_step=None):  # fmt: skip
+        history = []
+        for s in range(steps):
+            for group in optimizer.param_groups:
+                group["lr"] = lr * min(1.0, (s + 1) / warmup)
+            idx = torch.randint(0, len(images), (batch_size,))  # not from `generator`
+            history.append(step_fn(model, ema, optimizer, images[idx], labels[idx], generator))
+            if on_step:
+                on_step(s, history[-1])
+        return history
+
+    assert "global random state" in loop_test(global_rng)
+
 
 def test_euler_sample_cfg_is_the_package_sampler():
     model = small_dit().eval()

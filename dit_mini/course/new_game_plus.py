@@ -244,43 +244,81 @@ def train_loop(
     return history
 
 
+# (steps, batch_size, lr, warmup): warm-up shorter than the run, of one step and longer than the
+# run, so that a loop with the notebook's numbers written into it fails on the others
+LOOP_TEST_CONFIGS = ((6, 3, 0.8, 4), (5, 2, 0.3, 1), (7, 4, 1.5, 10))
+
+
+class _LoopMistake(ValueError):
+    """Raised by `loop_test`'s recording step; the predicate returns its message."""
+
+
 def loop_test(loop: Callable) -> bool | str:
     """A `check(test=...)` predicate for a learner's loop with `train_loop`'s signature: run it
-    with a recording step for 6 steps (batch 3, warm-up 4) and with a zero time budget."""
+    with a recording step under each of `LOOP_TEST_CONFIGS`, twice with the same seed (the
+    batches must come from `generator`), and once with a zero time budget."""
+    try:
+        return _loop_test(loop)
+    except _LoopMistake as mistake:
+        return str(mistake)
+
+
+def _loop_test(loop: Callable) -> bool | str:
     images = torch.arange(20.0).reshape(20, 1, 1, 1).expand(20, 3, 2, 2).clone()
     labels = torch.arange(20) % 10
     seen, called = [], []
+    batch = {"size": 0, "where": ""}
 
     def step(model, ema, optimizer, x0, y, generator):
-        if x0.shape != (3, 3, 2, 2) or y.shape != (3,):
-            raise ValueError(
-                f"the step got a batch of shape {tuple(x0.shape)}, expected (3, 3, 2, 2)"
+        size = batch["size"]
+        if x0.shape != (size, 3, 2, 2) or y.shape != (size,):
+            raise _LoopMistake(
+                f"the step got a batch of shape {tuple(x0.shape)}, expected ({size}, 3, 2, 2) "
+                f"{batch['where']}: draw batch_size images per step"
             )
         if not torch.equal(labels[x0[:, 0, 0, 0].long()], y):
-            raise ValueError("the step got labels that do not belong to its images")
+            raise _LoopMistake("the step got labels that do not belong to its images")
         seen.append((optimizer.param_groups[0]["lr"], x0[:, 0, 0, 0].tolist()))
         return 10.0 - len(seen)
 
     weight = nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.SGD([weight], lr=1.0)
-    g = torch.Generator().manual_seed(0)
-    history = loop(step, None, None, optimizer, images, labels, 6, batch_size=3, lr=0.8,
-                   warmup=4, generator=g, on_step=lambda s, v: called.append((s, v)))  # fmt: skip
-    if len(seen) != 6:
-        return f"6 steps asked for, the step function ran {len(seen)} times"
-    lrs = [lr for lr, _ in seen]
-    expected = [0.8 * min(1.0, (s + 1) / 4) for s in range(6)]
-    if any(abs(a - b) > 1e-9 for a, b in zip(lrs, expected)):
-        rounded = [round(v, 3) for v in lrs]
-        return f"learning rates {rounded}, expected {expected}: warm up linearly over `warmup`"
-    if list(history) != [9.0, 8.0, 7.0, 6.0, 5.0, 4.0]:
-        return "return the list of the losses the step function returned, one per step"
-    if [s for s, _ in called] != list(range(6)) or [v for _, v in called] != list(history):
-        return "call on_step(step, loss) after every step, steps counted from 0"
-    if len({tuple(b) for _, b in seen}) < 2:
-        return "every step got the same batch: draw random indices with the generator each step"
+    for steps, batch_size, lr, warmup in LOOP_TEST_CONFIGS:
+        where = f"(steps={steps}, batch_size={batch_size}, lr={lr}, warmup={warmup})"
+        batches = []
+        for _ in range(2):  # the same seed twice: the same batches
+            seen.clear(), called.clear()
+            batch.update(size=batch_size, where=where)
+            g = torch.Generator().manual_seed(steps)
+            history = loop(step, None, None, optimizer, images, labels, steps,
+                           batch_size=batch_size, lr=lr, warmup=warmup, generator=g,
+                           on_step=lambda s, v: called.append((s, v)))  # fmt: skip
+            batches.append([b for _, b in seen])
+        if len(seen) != steps:
+            return f"{steps} steps asked for, the step function ran {len(seen)} times {where}"
+        lrs = [rate for rate, _ in seen]
+        expected = [lr * min(1.0, (s + 1) / warmup) for s in range(steps)]
+        if any(abs(a - b) > 1e-9 for a, b in zip(lrs, expected)):
+            got, want = [round(v, 3) for v in lrs], [round(v, 3) for v in expected]
+            return (
+                f"learning rates {got}, expected {want} {where}: warm up linearly over "
+                "`warmup` steps to `lr`, then hold it"
+            )
+        if list(history) != [10.0 - k for k in range(1, steps + 1)]:
+            return f"return the list of the losses the step function returned, one per step {where}"
+        if [s for s, _ in called] != list(range(steps)) or [v for _, v in called] != list(history):
+            return f"call on_step(step, loss) after every step, steps counted from 0 {where}"
+        if len({tuple(b) for b in batches[0]}) < 2:
+            return "every step got the same batch: draw random indices with the generator each step"
+        if batches[0] != batches[1]:
+            return (
+                "two runs with the same seeded generator drew different batches: draw the "
+                "indices with `generator=generator`, not from torch's global random state"
+            )
     seen.clear()
-    loop(step, None, None, optimizer, images, labels, 50, batch_size=3, seconds=0.0, generator=g)
+    batch.update(size=3, where="(steps=50, batch_size=3, seconds=0.0)")
+    loop(step, None, None, optimizer, images, labels, 50, batch_size=3, seconds=0.0,
+         generator=torch.Generator().manual_seed(0))  # fmt: skip
     if len(seen) > 1:
         return f"with seconds=0 the loop ran {len(seen)} steps: stop once the time is spent"
     return True
