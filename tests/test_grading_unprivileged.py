@@ -3,9 +3,12 @@ namespace (one user, 65534 inside, mapped to the grader's own), with no per-job 
 
 A small class (honest, tampered, stealing, a daemon, a fork bomb) is graded by a grader process
 that runs as user 65534 (`setpriv` when the tests run as root; as it is otherwise), with
---jobs 2. Asserted: exact points and status, nothing outside a sandbox read or changed, the
-grader's environment not leaked, the process limit held per submission, no process left.
-Skipped only where this kernel refuses unprivileged user namespaces (or bubblewrap is missing).
+--jobs 2. As root, a Python that user 65534 cannot reach (one under /root, as on the
+development machine) is shown to it read-only in a mount namespace of its own (`reach`);
+nothing else changes. Asserted: exact points and status, nothing outside a sandbox read or
+changed, the grader's environment not leaked, the process limit held per submission, no process
+left. Skipped only where this kernel refuses unprivileged user namespaces (or bubblewrap is
+missing).
 """
 
 import csv
@@ -13,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -39,9 +43,38 @@ print("graded", len(grades), "sandboxed", all(g.sandboxed for g in grades))
 """
 
 
+def hidden_from_nobody(path: Path) -> Path | None:
+    """The highest folder above `path` that user 65534 may not enter (None: it reaches it)."""
+    for folder in [*reversed(path.parents), path][:-1]:
+        if not folder.stat().st_mode & stat.S_IXOTH:
+            return folder
+    return None
+
+
+def reach(paths: list[Path]) -> list[str]:
+    """bwrap arguments (run as root: a mount namespace, nothing else) that show user 65534 each
+    of `paths` at its own place, read-only, where a private folder above it hides it (a Python
+    under /root, as on the development machine)."""
+    args, covered = [], set()
+    for path in paths:
+        top = hidden_from_nobody(path)
+        if top is None:
+            continue
+        if top not in covered:
+            covered.add(top)
+            args += ["--perms", "0755", "--tmpfs", str(top)]
+        for folder in [p for p in reversed(path.parents) if top in p.parents]:
+            args += ["--perms", "0755", "--dir", str(folder)]
+        args += ["--ro-bind", str(path), str(path)]
+    return ["bwrap", "--dev-bind", "/", "/", *args] if args else []
+
+
 def unprivileged(command: list[str]) -> list[str]:
     """`command` run as an ordinary user: user 65534 when the tests run as root."""
-    return [*AS_NOBODY, *command] if os.geteuid() == 0 else command
+    if os.geteuid() != 0:
+        return command
+    needed = {Path(p).resolve() for p in (sys.base_prefix, sys.prefix, sys.exec_prefix)}
+    return [*reach(sorted(needed | {ROOT})), *AS_NOBODY, *command]
 
 
 def user_namespaces_refused(bwrap: str) -> str:
@@ -130,7 +163,6 @@ def graded():
         klass = base / "class"
         expected = build_class(klass, klass / "honest" / "01_fog.ipynb", base)
         (base / "canary.txt").write_text("the canary")
-        (base / "canary.txt").chmod(0o600)
         for folder in ("report", "home"):
             (base / folder).mkdir()
             if os.geteuid() == 0:

@@ -5,10 +5,11 @@ package's own folder and its shipped assets read-only at /opt/dit_mini (not the 
 solution notebooks and other submissions are never mounted), and one writable folder, a private
 copy of this submission, as its home and /tmp. It has no network (a new network namespace), its
 own process tree (`--unshare-pid`, `--die-with-parent`; killing bwrap ends every process in
-it), a clean environment (`--clearenv`: none of the grader's variables or arguments). As root
-it runs as a user id of its own (`setpriv`, one id per concurrent job, so the process limit
-counts only that submission); otherwise as the unprivileged 65534 in a user namespace of its
-own (where Linux 5.14 and later count its processes apart from the grader's).
+it), a clean environment (bwrap starts with none, and `--clearenv`: none of the grader's
+variables or arguments). As root it runs as a user id of its own (`setpriv`, one id per
+concurrent job, so the process limit counts only that submission); otherwise as the
+unprivileged 65534 in a user namespace of its own (where Linux 5.14 and later count its
+processes apart from the grader's).
 
 `Limits` holds wall time, per-cell timeout, memory (address space), CPU seconds, processes,
 open files, file size and notebook output size. Used by `dit_mini.course.grading.runner`.
@@ -223,7 +224,9 @@ def sandbox_argv(bwrap: str, home: Path, slot: int, command: list[str], env: dic
             "--no-new-privs",
             *command,
         ]
-    return [*argv, "--", *command]
+    # bwrap itself starts with an empty environment: its first process stays in the sandbox as
+    # pid 1, and not root it runs as the sandbox's own user, who could read its environment.
+    return ["/usr/bin/env", "-i", *argv, "--", *command]
 
 
 def prepare_home(home: Path, slot: int) -> None:
