@@ -133,6 +133,7 @@ def test_every_exercise_is_probed_or_listed():
     probed = {p.exercise for p in PROBES}
     assert probed | set(NOT_PROBED) == set(EXERCISES) and not probed & set(NOT_PROBED)
     assert len(probed) >= 36
+    assert NOT_PROBED == [], f"{NOT_PROBED}: add a probe (README: every exercise has one)"
 
 
 @pytest.mark.parametrize("probe", [p for p in PROBES if p.reference is not None],
@@ -299,7 +300,7 @@ def test_cartographer_probes_tell_right_from_wrong():
         "swapped": lambda a, b: torch.cat([b, a], 1),
         "added": lambda a, b: a + b[:, : a.shape[1]],
     }
-    for seed in range(3):
+    for seed in range(12):  # (seeds 3, 5, 6 and 7 draw a U-Net whose lowest level is 1 x 1)
         found = {
             name: probe_verdicts("04.contraction_shapes", {"contraction_shapes": fn}, seed)
             for name, fn in [("right", shapes), ("halved", halved_too_often), ("lookup", lookup)]

@@ -69,12 +69,22 @@ def reach(paths: list[Path]) -> list[str]:
     return ["bwrap", "--dev-bind", "/", "/", *args] if args else []
 
 
+def needed() -> list[Path]:
+    """What the grader must read: the interpreter's prefixes and the checkout."""
+    prefixes = {Path(p).resolve() for p in (sys.base_prefix, sys.prefix, sys.exec_prefix)}
+    return sorted(prefixes | {ROOT})
+
+
+def private(paths: list[Path]) -> list[Path]:
+    """Those of `paths` that other users may not read and enter themselves (not `reach`able)."""
+    return [p for p in paths if p.stat().st_mode & 0o005 != 0o005]
+
+
 def unprivileged(command: list[str]) -> list[str]:
     """`command` run as an ordinary user: user 65534 when the tests run as root."""
     if os.geteuid() != 0:
         return command
-    needed = {Path(p).resolve() for p in (sys.base_prefix, sys.prefix, sys.exec_prefix)}
-    return [*reach(sorted(needed | {ROOT})), *AS_NOBODY, *command]
+    return [*reach(needed()), *AS_NOBODY, *command]
 
 
 def user_namespaces_refused(bwrap: str) -> str:
@@ -153,6 +163,8 @@ def graded():
     bwrap = bwrap_path()
     if bwrap is None:
         pytest.skip("bubblewrap cannot build a sandbox here (.ci/run installs it)")
+    if os.geteuid() == 0 and (closed := private(needed())):
+        pytest.skip(f"{closed[0]} is private to root: user 65534 cannot run this Python")
     if why := user_namespaces_refused(bwrap):
         pytest.skip(f"this kernel refuses unprivileged user namespaces: {why}")
     # A folder that user 65534 can reach (pytest's tmp_path is private to root): the class and
