@@ -310,7 +310,7 @@ def test_cartographer_probes_tell_right_from_wrong():
         assert found["right"] == [None] * 3 and found["merge right"] == [None, None], found
         assert all(found["halved"]) and all(found["lookup"]), found
         assert all(found["merge swapped"]) and "differ" in found["merge swapped"][1]
-        assert "shape" in found["merge added"][0]
+        assert all(found["merge added"]) and "shape" in found["merge added"][1]
 
 
 def test_configs_cross_as_markers():
