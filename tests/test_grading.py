@@ -4,8 +4,9 @@ nothing outside a sandbox read or changed, no process left.
 
 Most submissions are small notebooks named 01_fog.ipynb (its exercises: alpha_bar, q_sample,
 snr, 1 point each) that define the answers in a few lines and then try one trick; one is the
-real solution notebook, one the learner's blank copy, and a 05_mystic_lens.ipynb answers with
-the package's own functions. All are graded in one run (--jobs 2, 12 s per cell).
+real solution notebook, one the learner's blank copy, a 05_mystic_lens.ipynb answers with
+the package's own functions, and two 04_cartographer.ipynb answer notebook 04's U-Net exercises,
+one honestly, one with tricks. All are graded in one run (--jobs 2, 12 s per cell).
 """
 
 import csv
@@ -292,7 +293,57 @@ def context_window(input_size, patch_size, num_heads, depth):
             "megabytes": depth * num_heads * tokens**2 * 4 / 1e6}''',
         name="05_mystic_lens.ipynb",
     )
+    u_net = ("04.contraction_shapes", "04.merge_skip", "04.receptive_field")
+    nb04 = "04_cartographer.ipynb"
+    add("cartographer", {n: (1, "passed") for n in u_net}, CARTOGRAPHER, name=nb04)
+    tricked = dict(zip(u_net, [(0, "failed"), (0, "failed"), (0, "package answer")]))
+    add("cartographer_tricks", tricked, TRICKS, name=nb04)
     return expected
+
+
+# Notebook 04's U-Net answers, honest; then tricks: shapes known by heart for the notebook's own
+# self-check cases (else off by one level), the skip merged first, torch.allclose patched so
+# that the notebook's own check would pass anyway, the package's receptive_field imported under
+# the answer's name.
+CARTOGRAPHER = """import torch
+
+
+def contraction_shapes(config, size):
+    return [(width, size // 2**i, size // 2**i) for i, width in enumerate(config.widths)]
+
+
+def merge_skip(from_below, skip):
+    return torch.cat([from_below, skip], dim=1)
+
+
+def receptive_field_of(layers):
+    size, jump = 1, 1
+    for kernel, stride in layers:
+        size += (kernel - 1) * jump
+        jump *= stride
+    return size
+"""
+TRICKS = """import torch
+from dit_mini.models.unet import unet_config
+from dit_mini.course.viz_unet import receptive_field as receptive_field_of
+
+mine = unet_config("unet-tiny", base_channels=16, num_classes=0)
+small = unet_config("unet-small")
+known = {(c.widths, s): [(w, s >> i, s >> i) for i, w in enumerate(c.widths)]
+         for c, s in [(mine, 32), (mine, 64), (small, 32)]}
+
+
+def contraction_shapes(config, size):
+    guess = [(w, size >> (i + 1), size >> (i + 1)) for i, w in enumerate(config.widths)]
+    return known.get((config.widths, size), guess)
+
+
+def merge_skip(from_below, skip):
+    return torch.cat([skip, from_below], dim=1)
+
+
+torch.allclose = lambda *args, **kwargs: True
+"""
 
 
 def processes_with(marker: str) -> list[str]:
@@ -362,6 +413,9 @@ def test_rows_say_what_happened(graded):
         "only calls the package's dit_mini.models.embeddings:sincos_1d"
         in flags[("aliases", "05.sincos")]
     )
+    tricks = ("cartographer_tricks", "04.receptive_field")
+    assert "is the package's dit_mini.course.viz_unet:receptive_field" in flags[tricks]
+    assert "differ" in detail[("cartographer_tricks", "04.merge_skip")]
     loop = next(g for g in grades if g.student == "loop")
     assert loop.timed_out_cells == [1]
 
@@ -400,7 +454,7 @@ def test_no_process_is_left(graded):
 def test_report_files_and_resume(graded, capsys):
     base, expected, grades, _, _ = graded
     summary = (base / "report" / "summary.csv").read_text()
-    assert "(class),01.alpha_bar," in summary and "honest,(all),4,8" in summary
+    assert "(class),01.alpha_bar," in summary and "honest,(all),4,11" in summary
     header = json.loads((base / "report" / "grades.json").read_text())["header"]
     assert header["sandboxed"] is True
     argv = ["course", "grade", str(base / "class"), "--solutions", str(base / "solutions"),

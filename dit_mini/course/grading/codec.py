@@ -4,7 +4,7 @@ The grader writes a probe's inputs with `dump` and reads the learner's outputs w
 data crosses: numbers, strings, booleans, None, lists, tuples, dicts with string keys and
 tensors (numpy arrays become tensors). A few markers stand for objects that the kernel builds
 from the package itself: a seeded `torch.Generator`, a pretrained model (or one of its
-submodules), a fresh seeded package model. `load` refuses files over `max_bytes`, nesting deeper
+submodules), a DiT or U-Net config. `load` refuses files over `max_bytes`, nesting deeper
 than `MAX_DEPTH` and anything that is not one of those kinds, with a one-line ValueError.
 
 Used by `dit_mini.course.grading.runner` (grader side) and `.kernel` (inside the sandbox).
@@ -82,17 +82,23 @@ def encode(value, tensors: dict, depth: int = 0):
     if isinstance(value, Generator):
         return {"$generator": value.seed}
     if isinstance(value, Config):
-        return {"$config": [value.name, encode(value.overrides, tensors, depth + 1)]}
+        body = [value.name, encode(value.overrides, tensors, depth + 1)]
+        return {"$config": body if value.family == "dit" else [*body, value.family]}
     if isinstance(value, Pretrained):
         return {"$pretrained": [value.name, value.path]}
     return {"$other": type(value).__name__[:80]}
 
 
 class Config:
-    """Marker: `dit_config(name, **overrides)` of the package, built where it is decoded."""
+    """Marker: `dit_config(name, **overrides)` of the package (`unet_config` for family
+    "unet"), built where it is decoded."""
 
-    def __init__(self, name: str, overrides: dict | None = None):
-        self.name, self.overrides = name, dict(overrides or {})
+    FAMILIES = ("dit", "unet")
+
+    def __init__(self, name: str, overrides: dict | None = None, family: str = "dit"):
+        if family not in self.FAMILIES:
+            raise ValueError(f"unknown config family {family!r}; known: {self.FAMILIES}")
+        self.name, self.overrides, self.family = name, dict(overrides or {}), family
 
 
 class Other:
@@ -139,12 +145,21 @@ def decode(data, tensors: dict, depth: int = 0, build: bool = True):
     if kind == "$pretrained":
         return _pretrained(*body) if build else Pretrained(*body)
     if kind == "$config":
+        if not isinstance(body, list) or len(body) not in (2, 3):
+            raise ValueError("a config is [name, overrides] or [name, overrides, family]")
         overrides = decode(body[1], tensors, depth + 1, build)
+        if not isinstance(overrides, dict):
+            raise ValueError("a config's overrides are a dict")
+        marker = Config(str(body[0]), overrides, *[str(f) for f in body[2:]])
         if not build:
-            return Config(body[0], overrides)
+            return marker
+        if marker.family == "unet":
+            from ...models.unet import unet_config  # deferred: only probes that need a config
+
+            return unet_config(marker.name, **marker.overrides)
         from ...models.dit import dit_config  # deferred: only probes that need a config
 
-        return dit_config(body[0], **overrides)
+        return dit_config(marker.name, **marker.overrides)
     if kind == "$other":
         return Other(str(body))
     raise ValueError(f"unexpected marker {kind!r}")

@@ -5,9 +5,11 @@ package's own folder and its shipped assets read-only at /opt/dit_mini (not the 
 solution notebooks and other submissions are never mounted), and one writable folder, a private
 copy of this submission, as its home and /tmp. It has no network (a new network namespace), its
 own process tree (`--unshare-pid`, `--die-with-parent`; killing bwrap ends every process in
-it), a clean environment (`--clearenv`: none of the grader's variables or arguments). As root
-it runs as a user id of its own (`setpriv`, one id per concurrent job, so the process limit
-counts only that submission); otherwise as the unprivileged 65534 in a user namespace.
+it), a clean environment (bwrap starts with none, and `--clearenv`: none of the grader's
+variables or arguments). As root it runs as a user id of its own (`setpriv`, one id per
+concurrent job, so the process limit counts only that submission); otherwise as the
+unprivileged 65534 in a user namespace of its own (where Linux 5.14 and later count its
+processes apart from the grader's).
 
 `Limits` holds wall time, per-cell timeout, memory (address space), CPU seconds, processes,
 open files, file size and notebook output size. Used by `dit_mini.course.grading.runner`.
@@ -16,6 +18,7 @@ open files, file size and notebook output size. Used by `dit_mini.course.grading
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -27,6 +30,7 @@ __all__ = [
     "SANDBOX_HOME",
     "UID_BASE",
     "bwrap_path",
+    "nproc_per_namespace",
     "prepare_home",
     "sandbox_argv",
     "sandbox_env",
@@ -59,13 +63,15 @@ class Limits:
                 raise ValueError(f"Limits.{name} must be positive, got {getattr(self, name)}")
 
     def for_launcher(self, sandboxed: bool = True) -> dict:
-        """The rlimits the launcher sets. The process limit counts a user's processes: in a
-        user namespace (not root) the user's own processes are added to it; unsandboxed it is
-        left unlimited (it would count the grader's whole user)."""
+        """The rlimits the launcher sets. The process limit counts a user's processes: as root
+        each job has a user id of its own; not root, each job has a user namespace of its own,
+        where Linux 5.14 and later count only that namespace's processes (older kernels count
+        the grader's whole user, so its processes are added); unsandboxed it is left unlimited
+        (it would count the grader's whole user)."""
         processes = self.processes
         if not sandboxed:
             processes = -1
-        elif os.geteuid() != 0:
+        elif os.geteuid() != 0 and not nproc_per_namespace():
             processes += _processes_of(os.getuid())
         return {
             "memory": self.memory,
@@ -74,6 +80,16 @@ class Limits:
             "file_size": self.file_size,
             "processes": processes,
         }
+
+
+def nproc_per_namespace(release: str | None = None) -> bool:
+    """Does this kernel count RLIMIT_NPROC per user namespace (Linux 5.14 and later)?"""
+    release = platform.release() if release is None else release
+    try:
+        major, minor = (int(part) for part in release.split("-")[0].split(".")[:2])
+    except ValueError:
+        return False  # (an unknown version: assume the old, global count)
+    return (major, minor) >= (5, 14)
 
 
 def _processes_of(uid: int) -> int:
@@ -208,7 +224,9 @@ def sandbox_argv(bwrap: str, home: Path, slot: int, command: list[str], env: dic
             "--no-new-privs",
             *command,
         ]
-    return [*argv, "--", *command]
+    # bwrap itself starts with an empty environment: its first process stays in the sandbox as
+    # pid 1, and not root it runs as the sandbox's own user, who could read its environment.
+    return ["/usr/bin/env", "-i", *argv, "--", *command]
 
 
 def prepare_home(home: Path, slot: int) -> None:
