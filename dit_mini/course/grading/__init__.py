@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -128,7 +129,9 @@ def grade_paths(
         with lock:
             grades.append(grade)
             if out is not None:
+                lap = time.monotonic()
                 write_reports(grades, out, header)
+                grade.phases["report"] = round(time.monotonic() - lap, 2)
             if progress is not None:
                 progress(grade.summary())
         return grade

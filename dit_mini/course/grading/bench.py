@@ -24,6 +24,13 @@ from . import DEFAULT_SOLUTIONS, grade_paths
 __all__ = ["main"]
 
 
+def _phase_names(grades) -> list[str]:
+    names: list[str] = []
+    for grade in grades:
+        names += [n for n in grade.phases if n not in names]
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--copies", type=int, default=30)
@@ -53,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"grader overhead per submission: median {statistics.median(overhead):.1f} s, "
           f"max {max(overhead):.1f} s (sandbox, probes, comparison, cleanup)")  # fmt: skip
+    print("per phase, median s (sandbox.*: inside the sandbox, the rest in the grader):")
+    for name in _phase_names(grades):
+        values = [g.phases.get(name, 0.0) for g in grades]
+        print(f"  {name:<26} {statistics.median(values):7.2f}   max {max(values):7.2f}")
     return 0
 
 

@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1 or argv[0] in ("-h", "--help"):
         print("usage: python -m dit_mini.course.grading.launcher JOB.json (run by the grader)")
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2
+    entered = time.time()
     with open(argv[0]) as f:
         job = json.load(f)
     _limit(job["limits"])
@@ -167,15 +168,26 @@ def main(argv: list[str] | None = None) -> int:
     }
     client = _client(nb, job)
     started = time.monotonic()
+    phases = status["phases"] = {"launcher": round(time.time() - job.get("t0", entered), 2)}
+    lap = [started]
+
+    def clock(name: str) -> None:
+        now = time.monotonic()
+        phases[name] = round(now - lap[0], 2)
+        lap[0] = now
+
     try:
         with client.setup_kernel():
             status["kernel_seconds"] = round(time.monotonic() - started, 2)
+            clock("kernel")
             ok = _cells(client, nb, job, status)
             status["cells_seconds"] = round(time.monotonic() - started, 2)
+            clock("cells")
             if ok:
                 ctl_out.write("cells done\n")
                 ctl_out.flush()
                 if ctl_in.readline().strip() == "go":
+                    clock("wait_inputs")
                     i = 0
                     while os.path.exists(f"{job['probe_in']}/in-{i}.json"):
                         where = f"{job['probe_in']!r}, {job['probe_out']!r}, {i}"
@@ -190,15 +202,18 @@ def main(argv: list[str] | None = None) -> int:
                                 break
                         status["probes_run"] += 1
                         i += 1
+                    clock("probes")
     except DeadKernelError:
         status["note"] = status["note"] or "the kernel died"
     except BaseException as error:  # noqa: BLE001 - a stray SIGINT too: report what stopped it
         status["note"] = status["note"] or f"{type(error).__name__}: {error}"[:300]
+    clock("kernel_shutdown")
     status["seconds"] = round(time.monotonic() - started, 2)
     try:
         nbformat.write(nb, job["executed"])
     except Exception as error:  # noqa: BLE001 - a notebook too big to write is still graded
         status["note"] += f"; the executed notebook could not be saved ({type(error).__name__})"
+    clock("save")
     with open(job["status"], "w") as f:
         json.dump(status, f)
     ctl_out.write("finished\n")

@@ -216,6 +216,7 @@ def grade_submission(
             for learner in probe.names:
                 answers.setdefault(learner, set()).update(p.split(":")[1] for p in probe.package)
     static_flags = package_answers(sources, answers)
+    grade.phases["read"] = round(time.monotonic() - start, 2)
     home = Path(tempfile.mkdtemp(prefix="dit-mini-grade-"))
     try:
         return _run(
@@ -235,7 +236,9 @@ def grade_submission(
             start,
         )
     finally:
+        lap = time.monotonic()
         shutil.rmtree(home, ignore_errors=True)
+        grade.phases["cleanup"] = round(time.monotonic() - lap, 2)
 
 
 def _run(
@@ -276,6 +279,7 @@ def _run(
     calls: list[tuple] = []
 
     def on_cells_done():
+        lap = time.monotonic()
         calls.extend(_calls(exercises, secrets.randbits(62)))
         for i, (_, probe, args) in enumerate(calls):
             spec = {
@@ -285,19 +289,31 @@ def _run(
                 "package": list(probe.package),
             }
             dump(spec, probe_dir / f"in-{i}")
+        grade.phases["inputs"] = round(time.monotonic() - lap, 2)
 
-    (home / "job.json").write_text(json.dumps(job))
     out_dir.mkdir()
     if bwrap is not None and os.geteuid() == 0:
         os.chown(out_dir, 61000 + slot, 61000 + slot)
         os.chmod(probe_dir, 0o755)
+    job["t0"] = time.time()
+    (home / "job.json").write_text(json.dumps(job))
+    grade.phases["setup"] = round(time.monotonic() - start - grade.phases["read"], 2)
     proc = _launch(home, home, bwrap, slot, threads, fast)
     try:
         ended = _converse(proc, start + limits.wall, on_cells_done)
     finally:
+        lap = time.monotonic()
         _kill(proc)
+        grade.phases["kill"] = round(time.monotonic() - lap, 2)
     status = _status(home)
+    lap = time.monotonic()
     _save_executed(home, executed)
+    grade.phases["save_executed"] = round(time.monotonic() - lap, 2)
+    inside = status.get("phases", {})
+    if isinstance(inside, dict):
+        grade.phases.update(
+            {f"sandbox.{k}": float(v) for k, v in inside.items() if isinstance(v, (int, float))}
+        )
     note = status.get("note", "") if isinstance(status.get("note"), str) else ""
     if ended == "wall":
         note = f"timed out after {limits.wall} s (the whole submission)"
@@ -311,7 +327,9 @@ def _run(
     cells = status.get("cells_seconds", 0.0)
     grade.cells_seconds = float(cells) if isinstance(cells, (int, float)) else 0.0
     timeouts = {i for i in status.get("probe_timeouts", []) if isinstance(i, int)}
+    lap = time.monotonic()
     _score(grade, exercises, calls, out_dir, static_flags, allow_package_answers, limits, timeouts)
+    grade.phases["score"] = round(time.monotonic() - lap, 2)
     grade.seconds = round(time.monotonic() - start, 1)
     return grade
 
