@@ -24,6 +24,7 @@ from pathlib import Path
 
 __all__ = [
     "Limits",
+    "PACKAGE_ROOT",
     "SANDBOX_HOME",
     "UID_BASE",
     "bwrap_path",
