@@ -190,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
         job = json.load(f)
     _limit(job["limits"])
     ctl_in, ctl_out = _control(job["log"])
+    # jsonschema's optional IRI format check compiles a grammar when imported (about 2 s of
+    # each submission's start); the notebook schema has no IRI fields, so go without it.
+    sys.modules.setdefault("rfc3987_syntax", None)  # (its import then raises ImportError)
     import nbformat  # deferred: after the limits
     from nbclient.exceptions import DeadKernelError  # deferred: the `test` extra
 
