@@ -18,11 +18,7 @@ import hashlib
 import json
 import os
 import secrets
-import selectors
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -35,15 +31,7 @@ from .compare import compare, package_answers
 from .harness import HARNESSES
 from .probes import probes_of
 from .report import ExerciseGrade, NotebookGrade
-from .sandbox import (
-    PACKAGE_ROOT,
-    SANDBOX_HOME,
-    UID_BASE,
-    Limits,
-    prepare_home,
-    sandbox_argv,
-    sandbox_env,
-)
+from .sandbox import SANDBOX_HOME, UID_BASE, Limits, converse, end, prepare_home, start
 
 __all__ = [
     "MAX_NOTEBOOK_BYTES",
@@ -54,7 +42,6 @@ __all__ = [
 ]
 
 MAX_NOTEBOOK_BYTES = 50 * 2**20
-_PACKAGE_PARENT = Path(__file__).resolve().parents[3]  # the folder that holds dit_mini/
 
 
 def read_notebook(path: Path):
@@ -131,55 +118,6 @@ class _Work:
     executed: Path | None
     start: float
     calls: NotebookCalls
-
-
-def _launch(home: Path, slot: int, options: GradingOptions):
-    # The launcher runs as a script (-P: its folder not on sys.path), not `-m`: it needs only
-    # nbclient, and importing the package (torch) first would cost seconds per submission.
-    inside = f"{PACKAGE_ROOT}/{Path(__file__).resolve().relative_to(_PACKAGE_PARENT).parent}"
-    launcher = [sys.executable, "-P", f"{inside}/launcher.py"]
-    env = sandbox_env(options.threads, options.fast)
-    pipes = dict(stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    if options.bwrap is None:
-        env["HOME"] = env["TMPDIR"] = str(home)
-        env["DIT_MINI_CACHE"] = str(home / ".cache")
-        env["PYTHONPATH"] = str(_PACKAGE_PARENT)
-        argv = [sys.executable, "-P", str(Path(__file__).with_name("launcher.py"))]
-        argv.append(str(home / "job.json"))
-        return subprocess.Popen(argv, cwd=home, env=env, start_new_session=True, text=True, **pipes)
-    argv = sandbox_argv(options.bwrap, home, slot, [*launcher, f"{SANDBOX_HOME}/job.json"], env)
-    return subprocess.Popen(argv, start_new_session=True, text=True, umask=0o022, **pipes)
-
-
-def _kill(proc) -> None:
-    """End the sandbox: its process group, then bwrap (its pid namespace goes with it)."""
-    for target in (lambda: os.killpg(proc.pid, signal.SIGKILL), proc.kill):
-        try:
-            target()
-        except (ProcessLookupError, PermissionError):
-            pass
-    proc.wait()
-
-
-def _converse(proc, deadline: float, on_cells_done) -> str:
-    """Read the launcher's lines until it finishes; '' on success, else what went wrong."""
-    selector = selectors.DefaultSelector()
-    selector.register(proc.stdout, selectors.EVENT_READ)
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0 or not selector.select(timeout=min(left, 5)):
-            if time.monotonic() >= deadline:
-                return "wall"
-            continue
-        line = proc.stdout.readline()
-        if not line:
-            return "ended"
-        if line.strip() == "cells done":
-            on_cells_done()
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
-        elif line.strip() == "finished":
-            return ""
 
 
 def _status(home: Path) -> dict:
@@ -303,12 +241,12 @@ def _run(grade: NotebookGrade, work: _Work, options: GradingOptions) -> Notebook
                 why = f"the probes' inputs could not be written ({error.strerror})"
                 grade.note = "; ".join(x for x in (grade.note, why) if x)
 
-    proc = _launch(home, work.slot, options)
+    proc = start(home, work.slot, options.bwrap, options.threads, options.fast)
     try:
-        ended = _converse(proc, work.start + limits.wall, on_cells_done)
+        ended = converse(proc, work.start + limits.wall, on_cells_done)
     finally:
         with _timed(grade.phases, "kill"):
-            _kill(proc)
+            end(proc)
     with _timed(grade.phases, "save_executed"):
         status, executed = _status(home), _executed(home)
         if work.executed is not None and executed:
