@@ -7,7 +7,8 @@ them in FAST mode with `--jobs`, and prints the wall time in all, per submission
 grader's own overhead per submission: its seconds minus the seconds the launcher spent starting
 the kernel and running the notebook's cells (sandbox start, probes, comparison, cleanup),
 then the median and max of each step's seconds (`NotebookGrade.phases`: `sandbox.*` measured
-by the launcher inside the sandbox, the rest by the grader). Printed figures, not a timed test; record them with the machine's load in the measurement log.
+by the launcher inside the sandbox, the rest by the grader). Printed figures, not a timed
+test; record them with the machine's load in the measurement log.
 """
 
 from __future__ import annotations
