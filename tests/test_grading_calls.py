@@ -82,3 +82,30 @@ def test_grading_options_are_frozen_and_checked():
         options.fast = False
     with pytest.raises(ValueError, match="threads"):
         GradingOptions(threads=0)
+
+
+def test_a_grader_error_costs_its_row_not_the_class(tmp_path, monkeypatch):
+    import shutil
+
+    import dit_mini.course.grading as grading
+
+    fog = grading.DEFAULT_SOLUTIONS / "01_fog.ipynb"
+    for student in ("ann", "bob"):
+        (tmp_path / "class" / student).mkdir(parents=True)
+        shutil.copy(fog, tmp_path / "class" / student)
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(grading, "grade_submission", boom)
+    grades = grading.grade_paths([tmp_path / "class"], fog, out=tmp_path / "report",
+                                 unsafe_no_sandbox=True)  # fmt: skip
+    assert [g.student for g in grades] == ["ann", "bob"]
+    for grade in grades:
+        assert grade.exercises and grade.key == "" and grade.points == 0
+        assert {(e.status, e.detail) for e in grade.exercises} == {
+            ("not graded", "the grader failed: RuntimeError: boom")
+        }
+    assert (tmp_path / "report" / "grades.csv").read_text().count("the grader failed") == len(
+        grades[0].exercises
+    ) * 2
