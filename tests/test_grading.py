@@ -446,9 +446,22 @@ def test_nothing_outside_the_sandbox_was_read_or_changed(graded):
     )
 
 
+def test_each_submission_records_the_seconds_of_its_steps(graded):
+    _, _, grades, _, _ = graded
+    real = next(g for g in grades if g.student == "real")
+    steps = {"read", "setup", "inputs", "kill", "score", "cleanup", "sandbox.launcher",
+             "sandbox.kernel", "sandbox.cells", "sandbox.probes", "sandbox.save"}  # fmt: skip
+    assert steps <= set(real.phases) and all(v >= 0 for v in real.phases.values())
+    assert "sandbox.kernel_shutdown" not in real.phases  # the grader ended the sandbox first
+    assert 0 < real.phases["sandbox.cells"] <= real.cells_seconds <= real.seconds
+
+
 def test_no_process_is_left(graded):
     assert processes_with(MARKER) == []
-    assert processes_with("dit_mini.course.grading.launcher") == []
+    # this checkout's sandboxes (bwrap binds its package) and unsandboxed launchers, not those
+    # of another checkout graded beside this one
+    package = str(ROOT / "dit_mini")
+    assert [p for p in processes_with(package) if "bwrap" in p or "launcher" in p] == []
 
 
 def test_report_files_and_resume(graded, capsys):

@@ -6,7 +6,8 @@ The pipeline, one module per step:
 - `sandbox`: bubblewrap around one submission (private copy, no network, limits, nothing left);
 - `launcher`: inside the sandbox, the limits, the cells, then the probe cells;
 - `probes` / `harness` / `kernel` / `codec`: which learner answers are called on which fresh
-  inputs, how, and how the outputs leave the sandbox as data;
+  inputs, how, and how the outputs leave the sandbox as data; `calls`: one grading run's
+  inputs (drawn once per run and notebook) and references (computed once per run);
 - `compare`: verdicts in the grader's process against the package's references, and answers
   that are the package's own;
 - `runner`: one submission from file to scores; `report`: CSV and JSON, written after each.
@@ -20,18 +21,21 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..hints import notebook_exercises
+from .calls import RunCalls
 from .discover import Submission, find_submissions
 from .report import ExerciseGrade, NotebookGrade, read_previous, write_reports
-from .runner import grade_submission, submission_key
+from .runner import GradingOptions, grade_submission, submission_key
 from .sandbox import Limits, bwrap_path
 
 __all__ = [
     "DEFAULT_SOLUTIONS",
     "ExerciseGrade",
+    "GradingOptions",
     "Limits",
     "NotebookGrade",
     "NoSandboxError",
@@ -63,6 +67,14 @@ def _salt(solutions: Path) -> str:
     for path in [*files, *sorted(Path(__file__).parent.glob("*.py"))]:
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()
+
+
+def _grader_error(sub: Submission, exercises, error: Exception) -> NotebookGrade:
+    """The row of a submission the grader itself failed on (no key: a re-run grades it again)."""
+    detail = f"the grader failed: {type(error).__name__}: {error}"[:200]
+    grade = NotebookGrade(sub.student, sub.notebook, note=sub.note, file=str(sub.path or ""))
+    grade.exercises = [ExerciseGrade(n, 0, p, "not graded", detail) for n, p in exercises]
+    return grade
 
 
 def grade_paths(
@@ -97,6 +109,8 @@ def grade_paths(
         "warning": "" if bwrap else "UNSANDBOXED: the students' code ran as the grader's user",
     }
     previous = read_previous(Path(out)) if out is not None else {}
+    options = GradingOptions(limits, bwrap, fast=fast, allow_package_answers=allow_package_answers)
+    run_calls = RunCalls()  # the run's fresh inputs and references, shared by its submissions
     grades: list[NotebookGrade] = []
     lock, slots = threading.Lock(), list(range(max(1, jobs)))
 
@@ -111,24 +125,21 @@ def grade_paths(
                 executed = (
                     None if out is None else Path(out) / "notebooks" / sub.student / sub.notebook
                 )
-                grade = grade_submission(
-                    sub,
-                    notebooks[sub.notebook],
-                    limits,
-                    bwrap,
-                    slot,
-                    fast=fast,
-                    allow_package_answers=allow_package_answers,
-                    executed=executed,
-                    key=key,
-                )
+                exercises = notebooks[sub.notebook]
+                try:
+                    calls = run_calls.of(sub.notebook, exercises)
+                    grade = grade_submission(sub, exercises, options, calls, slot, executed, key)
+                except Exception as error:  # noqa: BLE001 - one submission never stops the class
+                    grade = _grader_error(sub, exercises, error)
             finally:
                 with lock:
                     slots.append(slot)
         with lock:
             grades.append(grade)
             if out is not None:
+                lap = time.monotonic()
                 write_reports(grades, out, header)
+                grade.phases["report"] = round(time.monotonic() - lap, 2)
             if progress is not None:
                 progress(grade.summary())
         return grade

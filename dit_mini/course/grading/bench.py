@@ -5,8 +5,10 @@
 Copies the solution notebook (a learner who solved everything) into N student folders, grades
 them in FAST mode with `--jobs`, and prints the wall time in all, per submission, and the
 grader's own overhead per submission: its seconds minus the seconds the launcher spent starting
-the kernel and running the notebook's cells (sandbox start, probes, comparison, cleanup).
-Printed figures, not a timed test; record them with the machine's load in the measurement log.
+the kernel and running the notebook's cells (sandbox start, probes, comparison, cleanup),
+then the median and max of each step's seconds (`NotebookGrade.phases`: `sandbox.*` measured
+by the launcher inside the sandbox, the rest by the grader). Printed figures, not a timed
+test; record them with the machine's load in the measurement log.
 """
 
 from __future__ import annotations
@@ -22,6 +24,13 @@ from pathlib import Path
 from . import DEFAULT_SOLUTIONS, grade_paths
 
 __all__ = ["main"]
+
+
+def _phase_names(grades) -> list[str]:
+    names: list[str] = []
+    for grade in grades:
+        names += [n for n in grade.phases if n not in names]
+    return names
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"grader overhead per submission: median {statistics.median(overhead):.1f} s, "
           f"max {max(overhead):.1f} s (sandbox, probes, comparison, cleanup)")  # fmt: skip
+    print("per phase, median s (sandbox.*: inside the sandbox, the rest in the grader):")
+    for name in _phase_names(grades):
+        values = [g.phases.get(name, 0.0) for g in grades]
+        print(f"  {name:<26} {statistics.median(values):7.2f}   max {max(values):7.2f}")
     return 0
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "dump",
     "load",
     "read_capped",
+    "write_new",
 ]
 
 MAX_BYTES = 64 * 2**20  # one probe's outputs: 64 MiB at most
@@ -165,7 +166,7 @@ def decode(data, tensors: dict, depth: int = 0, build: bool = True):
     raise ValueError(f"unexpected marker {kind!r}")
 
 
-def _write_new(path: Path, data: bytes) -> None:
+def write_new(path: Path, data: bytes) -> None:
     """Create `path` (never through a symlink, never over an existing file) holding `data`."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     with os.fdopen(fd, "wb") as f:
@@ -188,8 +189,8 @@ def dump(value, path: str | Path) -> None:
 
     tensors: dict = {}
     data = encode(value, tensors)
-    _write_new(Path(f"{path}.safetensors"), save(tensors))
-    _write_new(Path(f"{path}.json"), json.dumps(data).encode())
+    write_new(Path(f"{path}.safetensors"), save(tensors))
+    write_new(Path(f"{path}.json"), json.dumps(data).encode())
 
 
 def load(path: str | Path, max_bytes: int = MAX_BYTES, build: bool = True):

@@ -1,6 +1,6 @@
 """The probe cell's code, run inside the sandboxed kernel after the submission's own cells.
 
-`run(globals(), inputs, outputs, index)` reads probe `index`'s inputs (written by the grader
+`run(globals(), inputs, outputs, indices)` reads each probe's inputs (written by the grader
 only after the submission's cells finished), calls the learner's objects through the probe's
 harness and writes what came back, as data, into `outputs`. It decides nothing: a forged or
 patched output is just a wrong output to the grader, which compares it with its own reference.
@@ -46,9 +46,7 @@ def runtime_flags(answers: list, package: list[str]) -> list[str]:
     return flags
 
 
-def run(namespace: dict, inputs: str, outputs: str, index: int) -> None:
-    """Call probe `index` (in-`index` in folder `inputs`) on the learner's names in `namespace`;
-    write out-`index` in folder `outputs`."""
+def _one(namespace: dict, inputs: str, outputs: str, index: int) -> None:
     spec = codec.load(f"{inputs}/in-{index}")
     missing = [n for n in spec["names"] if n not in namespace]
     result: dict = {"ok": False, "flags": []}
@@ -63,3 +61,10 @@ def run(namespace: dict, inputs: str, outputs: str, index: int) -> None:
         except BaseException as error:  # noqa: BLE001 - the learner's code may raise anything
             result["error"] = f"{type(error).__name__}: {error}"[:300]
     codec.dump(result, f"{outputs}/out-{index}")
+
+
+def run(namespace: dict, inputs: str, outputs: str, indices: int | list[int]) -> None:
+    """Call probes `indices` (in-i in folder `inputs`: one exercise's calls) on the learner's
+    names in `namespace`; write out-i in folder `outputs` after each."""
+    for index in [indices] if isinstance(indices, int) else indices:
+        _one(namespace, inputs, outputs, index)

@@ -1,17 +1,20 @@
 """Inside the sandbox: set the limits, run the submission's cells, then the probe cells.
 
-`python -m dit_mini.course.grading.launcher job.json` is the first process in a submission's
-sandbox. It (1) makes itself non-dumpable, so the kernel it starts (same user) cannot read its
-file descriptors or memory; (2) sets the resource limits that the kernel inherits: address
+`python -P .../dit_mini/course/grading/launcher.py job.json` is the first process in a
+submission's sandbox (a script: it needs only nbclient, not the package and torch). It (1)
+makes itself non-dumpable, so the kernel it starts (same user) cannot read its file
+descriptors or memory; (2) sets the resource limits that the kernel inherits: address
 space, CPU time, open files, file size, processes, no core dumps; (3) keeps its stdin and stdout
 (the grader's control pipe) to itself and points the kernel's at /dev/null and a log file;
 (4) runs the notebook's code cells with nbclient, a per-cell timeout (the first code cells
 that import, the setup, get the longer `import_timeout`), outputs capped at `max_output`
 bytes; a kernel that ignores the interrupt after a timeout is killed; (5) tells the grader
 "cells done" and waits for "go": only then are the probes' fresh inputs in its folder;
-(6) runs one probe cell per exercise (`dit_mini.course.grading.kernel.run`) with the
-per-exercise timeout; (7) saves the executed notebook and a status file. Nothing it writes
-decides points: the grader compares the probe outputs itself.
+(6) runs one probe cell per exercise (`dit_mini.course.grading.kernel.run` on that exercise's
+calls, listed in the grader's cells.json) with the per-exercise timeout; (7) saves the executed
+notebook and a status file and says "finished" (sandboxed: before the kernel's shutdown, as the
+grader then ends the whole sandbox at once). Nothing it writes decides points: the grader
+compares the probe outputs itself.
 Used by `dit_mini.course.grading.runner`.
 """
 
@@ -142,15 +145,54 @@ def _cells(client, nb, job: dict, status: dict) -> bool:
     return True
 
 
+def _probes(client, nb, job: dict, status: dict) -> None:
+    """One probe cell per exercise (cells.json: its call indices), each with `timeout`."""
+    import nbformat  # deferred: the `test` extra
+
+    with open(f"{job['probe_in']}/cells.json") as f:
+        groups = json.load(f)
+    for group in groups:
+        where = f"{job['probe_in']!r}, {job['probe_out']!r}, {[int(i) for i in group]!r}"
+        source = (
+            "import dit_mini.course.grading.kernel as _dm_grader_kernel\n"
+            f"_dm_grader_kernel.run(globals(), {where})"
+        )
+        nb.cells.append(nbformat.v4.new_code_cell(source))
+        if not _run_cell(client, nb.cells[-1], len(nb.cells) - 1, job["timeout"]):
+            status["probe_timeouts"] += group
+            if not _alive(client, nb):
+                break
+        status["probes_run"] += len(group)
+
+
+def _finish(nb, job: dict, status: dict, ctl_out, clock) -> None:
+    """Save the executed notebook and the status, then tell the grader "finished"."""
+    import nbformat  # deferred: the `test` extra
+
+    try:
+        nbformat.write(nb, job["executed"])
+    except Exception as error:  # noqa: BLE001 - a notebook too big to write is still graded
+        status["note"] += f"; the executed notebook could not be saved ({type(error).__name__})"
+    clock("save")
+    with open(job["status"], "w") as f:
+        json.dump(status, f)
+    ctl_out.write("finished\n")
+    ctl_out.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1 or argv[0] in ("-h", "--help"):
-        print("usage: python -m dit_mini.course.grading.launcher JOB.json (run by the grader)")
+        print("usage: python -P launcher.py JOB.json (run by the grader)")
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2
+    entered = time.time()
     with open(argv[0]) as f:
         job = json.load(f)
     _limit(job["limits"])
     ctl_in, ctl_out = _control(job["log"])
+    # jsonschema's optional IRI format check compiles a grammar when imported (about 2 s of
+    # each submission's start); the notebook schema has no IRI fields, so go without it.
+    sys.modules.setdefault("rfc3987_syntax", None)  # (its import then raises ImportError)
     import nbformat  # deferred: after the limits
     from nbclient.exceptions import DeadKernelError  # deferred: the `test` extra
 
@@ -167,42 +209,41 @@ def main(argv: list[str] | None = None) -> int:
     }
     client = _client(nb, job)
     started = time.monotonic()
+    phases = status["phases"] = {"launcher": round(time.time() - job.get("t0", entered), 2)}
+    lap = [started]
+
+    def clock(name: str) -> None:
+        now = time.monotonic()
+        phases[name] = round(now - lap[0], 2)
+        lap[0] = now
+
+    finished = False
     try:
         with client.setup_kernel():
             status["kernel_seconds"] = round(time.monotonic() - started, 2)
+            clock("kernel")
             ok = _cells(client, nb, job, status)
             status["cells_seconds"] = round(time.monotonic() - started, 2)
+            clock("cells")
             if ok:
                 ctl_out.write("cells done\n")
                 ctl_out.flush()
                 if ctl_in.readline().strip() == "go":
-                    i = 0
-                    while os.path.exists(f"{job['probe_in']}/in-{i}.json"):
-                        where = f"{job['probe_in']!r}, {job['probe_out']!r}, {i}"
-                        source = (
-                            "import dit_mini.course.grading.kernel as _dm_grader_kernel\n"
-                            f"_dm_grader_kernel.run(globals(), {where})"
-                        )
-                        nb.cells.append(nbformat.v4.new_code_cell(source))
-                        if not _run_cell(client, nb.cells[-1], len(nb.cells) - 1, job["timeout"]):
-                            status["probe_timeouts"].append(i)
-                            if not _alive(client, nb):
-                                break
-                        status["probes_run"] += 1
-                        i += 1
+                    clock("wait_inputs")
+                    _probes(client, nb, job, status)
+                    clock("probes")
+            if job.get("sandboxed"):  # the grader ends the sandbox, kernel and all, at once
+                status["seconds"] = round(time.monotonic() - started, 2)
+                _finish(nb, job, status, ctl_out, clock)
+                finished = True
     except DeadKernelError:
         status["note"] = status["note"] or "the kernel died"
     except BaseException as error:  # noqa: BLE001 - a stray SIGINT too: report what stopped it
         status["note"] = status["note"] or f"{type(error).__name__}: {error}"[:300]
-    status["seconds"] = round(time.monotonic() - started, 2)
-    try:
-        nbformat.write(nb, job["executed"])
-    except Exception as error:  # noqa: BLE001 - a notebook too big to write is still graded
-        status["note"] += f"; the executed notebook could not be saved ({type(error).__name__})"
-    with open(job["status"], "w") as f:
-        json.dump(status, f)
-    ctl_out.write("finished\n")
-    ctl_out.flush()
+    if not finished:
+        clock("kernel_shutdown")
+        status["seconds"] = round(time.monotonic() - started, 2)
+        _finish(nb, job, status, ctl_out, clock)
     return 0
 
 

@@ -46,6 +46,7 @@ class NotebookGrade:
     seconds: float = 0.0
     cells_seconds: float = 0.0
     timed_out_cells: list[int] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per step (bench)
 
     @property
     def points(self) -> int:

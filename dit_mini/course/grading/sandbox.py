@@ -12,28 +12,37 @@ unprivileged 65534 in a user namespace of its own (where Linux 5.14 and later co
 processes apart from the grader's).
 
 `Limits` holds wall time, per-cell timeout, memory (address space), CPU seconds, processes,
-open files, file size and notebook output size. Used by `dit_mini.course.grading.runner`.
+open files, file size and notebook output size. `start` runs the launcher in it, `converse`
+speaks the launcher's three-line protocol ("cells done", "go", "finished"), `end` kills the
+whole tree. Used by `dit_mini.course.grading.runner`.
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import selectors
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
     "Limits",
+    "PACKAGE_ROOT",
     "SANDBOX_HOME",
     "UID_BASE",
     "bwrap_path",
+    "converse",
+    "end",
     "nproc_per_namespace",
     "prepare_home",
     "sandbox_argv",
     "sandbox_env",
+    "start",
 ]
 
 SANDBOX_HOME = "/home/student"
@@ -237,3 +246,59 @@ def prepare_home(home: Path, slot: int) -> None:
         uid = UID_BASE + slot
         for path in [home, home / ".tmp", *home.glob("*.ipynb")]:
             os.chown(path, uid, uid)
+
+
+_PACKAGE_PARENT = Path(__file__).resolve().parents[3]  # the folder that holds dit_mini/
+
+
+def start(home: Path, slot: int, bwrap: str | None, threads: int = 1, fast: bool = True):
+    """Start the launcher on `home`/job.json in a sandbox (or, `bwrap` None, as a plain child
+    process); its stdin and stdout are the grader's control pipe."""
+    # A script (-P: its folder not on sys.path), not `-m`: the launcher needs only nbclient,
+    # and importing the package (torch) first would cost seconds per submission.
+    here = Path(__file__).resolve().parent
+    env = sandbox_env(threads, fast)
+    pipes = dict(stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    if bwrap is None:
+        env["HOME"] = env["TMPDIR"] = str(home)
+        env["DIT_MINI_CACHE"] = str(home / ".cache")
+        env["PYTHONPATH"] = str(_PACKAGE_PARENT)
+        argv = [sys.executable, "-P", str(here / "launcher.py"), str(home / "job.json")]
+        return subprocess.Popen(argv, cwd=home, env=env, start_new_session=True, text=True, **pipes)
+    inside = f"{PACKAGE_ROOT}/{here.relative_to(_PACKAGE_PARENT)}/launcher.py"
+    command = [sys.executable, "-P", inside, f"{SANDBOX_HOME}/job.json"]
+    argv = sandbox_argv(bwrap, home, slot, command, env)
+    return subprocess.Popen(argv, start_new_session=True, text=True, umask=0o022, **pipes)
+
+
+def converse(proc, deadline: float, on_cells_done) -> str:
+    """Read the launcher's lines until it finishes; '' on success, else what went wrong
+    ("wall": past `deadline`; "ended": it exited). On "cells done", call `on_cells_done` (it
+    writes the probes' inputs), then say "go"."""
+    selector = selectors.DefaultSelector()
+    selector.register(proc.stdout, selectors.EVENT_READ)
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not selector.select(timeout=min(left, 5)):
+            if time.monotonic() >= deadline:
+                return "wall"
+            continue
+        line = proc.stdout.readline()
+        if not line:
+            return "ended"
+        if line.strip() == "cells done":
+            on_cells_done()
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        elif line.strip() == "finished":
+            return ""
+
+
+def end(proc) -> None:
+    """End the sandbox: its process group, then bwrap (its pid namespace goes with it)."""
+    for target in (lambda: os.killpg(proc.pid, signal.SIGKILL), proc.kill):
+        try:
+            target()
+        except (ProcessLookupError, PermissionError):
+            pass
+    proc.wait()
