@@ -3,9 +3,10 @@
 Fast tests cover the pieces (links, notebook numbers as links, widget fallbacks, exercise and
 check cells prepared for a page without a kernel, the index's real numbers, the acts, the link
 checker, bad input) and one end-to-end build of a tiny course folder (one notebook, one kernel,
-one Sphinx run). The slow tests read the whole course site, built once per session from the
-learners' copies by the `course_site` fixture (tests/conftest.py); tests/test_site_browser.py
-looks at the same build in Chromium.
+one Sphinx run). The slow tests check that every learner's copy runs to the end (the session's
+one run of each, `learner_run` in tests/conftest.py) and read the whole course site, built once
+per session from those runs by the `course_site` fixture; tests/test_site_browser.py looks at
+the same build in Chromium.
 """
 
 import json
@@ -308,6 +309,17 @@ def _output_texts(page: str) -> list[str]:
 def test_the_output_reader_finds_what_a_page_prints():
     page = '<div class="cell_output docutils container"><div><pre>False</pre></div></div><p>x</p>'
     assert _output_texts(page) == ["False"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.runs_notebook(NOTEBOOKS / n)) for n in COURSE]
+)
+def test_every_learner_copy_runs_to_the_end_in_fast_mode(learner_run, name):
+    """nbval's check of notebooks/NN.ipynb (every cell runs, FAST mode, grading off: unsolved
+    checks say "not solved yet" and the notebook goes on), made on the run the site renders."""
+    result = learner_run(name)
+    assert not isinstance(result, Exception), str(result)
 
 
 @pytest.mark.slow
