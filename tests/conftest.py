@@ -63,6 +63,7 @@ def course_site(tmp_path_factory, learner_run):
     from dit_mini.course.site import NOTEBOOKS, build_site
 
     cli = importlib.import_module("dit_mini.cli.main")  # the module (dit_mini.cli.main is main)
+    site = importlib.import_module("dit_mini.course.site")
 
     runs = {p.name: learner_run(p.name) for p in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))}
     failed = [str(r).splitlines()[0] for r in runs.values() if isinstance(r, Exception)]
@@ -70,8 +71,13 @@ def course_site(tmp_path_factory, learner_run):
         pytest.fail(f"the course site cannot be built, a learner's copy failed: {failed}")
     artifacts = os.environ.get("DIT_MINI_ARTIFACTS")
     out = Path(artifacts) / "site" if artifacts else tmp_path_factory.mktemp("site")
+
+    def ran_twice(nb, folder, *args):
+        raise RuntimeError(f"the site ran a notebook of {folder} again")
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(cli, "build_site", functools.partial(build_site, executed=runs))
+        patch.setattr(site, "_execute", ran_twice)  # every page comes from `runs`
         status = main(["course", "site", str(out)])
     if status != 0:
         pytest.fail(f"the course site did not build: `dit-mini course site {out}` exited {status}")
