@@ -127,6 +127,17 @@ def test_a_page_without_a_kernel_shows_exercises_and_checks_not_deaths():
     assert loads.outputs == []  # <All keys matched successfully>
 
 
+def test_a_printed_load_report_goes_also_from_a_longer_stream():
+    cell = nbformat.v4.new_code_cell("print(model.load_state_dict(sd)); print(gap)")
+    printed = "<All keys matched successfully>\n\nlargest difference: 0.00e+00\n"
+    alone = "<All keys matched successfully>\n"
+    cell.outputs = [nbformat.v4.new_output("stream", text=t) for t in (printed, alone)]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 14"), cell])
+    for_the_page(nb, "14_new_game_plus.ipynb")
+    (kept,) = nb.cells[-1].outputs  # the kernel may send the report alone or with what follows
+    assert kept.text == "\nlargest difference: 0.00e+00\n"
+
+
 def test_a_follow_up_cell_that_calls_check_loses_its_death_but_gains_no_note_when_silent():
     died = nbformat.v4.new_output("stream", name="stdout", text="drawn\nYou died: MyDiT: no.\n")
     loud = nbformat.v4.new_code_cell('check("14.mydit", a, b)\nprint("drawn")')

@@ -66,7 +66,8 @@ PAGES = {
     "MEASUREMENTS.md": "measurements.md",
 }
 CHECK_NAME = re.compile(r"""check\(\s*["']([^"']+)["']""")
-NOISE = {"True", "False", "<All keys matched successfully>"}  # results a static page drops
+LOADED = "<All keys matched successfully>"  # what load_state_dict returns (or prints)
+NOISE = {"True", "False", LOADED}  # results a static page drops
 
 
 def _execute(nb, folder: Path, timeout: int, fast: bool) -> None:
@@ -150,7 +151,11 @@ def for_the_page(nb, name: str, solved: bool = False) -> None:
         if cell.cell_type == "code" and (grader.get("grade") or CHECK_NAME.search(cell.source)):
             _check_outputs(cell, grader.get("grade", False))  # a follow-up may call check()
         if cell.cell_type == "code":
-            cell.outputs = [o for o in cell.outputs if _text(o).strip() not in NOISE]
+            for output in cell.outputs:  # a printed load report, also inside a longer stream
+                if output.get("output_type") == "stream":
+                    lines = output.get("text", "").splitlines(keepends=True)
+                    output["text"] = "".join(x for x in lines if x.strip() != LOADED)
+            cell.outputs = [o for o in cell.outputs if _text(o).strip() not in NOISE | {""}]
         cells.append(cell)
         if i == 0:
             cells.append(nbformat.v4.new_markdown_cell(launch_links(name)))
