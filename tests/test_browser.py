@@ -6,7 +6,8 @@ of notebooks/ (so nothing is written into the checkout), and Playwright drives C
 and every widget appears only when the exercises are solved): open it, Run All in FAST mode, and
 check what the page shows:
 
-- no error output in any cell, and no error in the browser's console;
+- no error output in any cell (the kernel runs in grading mode, DIT_MINI_GRADING=1, as nbval
+  runs the solutions: a failed check raises), and no error in the browser's console;
 - every cell whose outputs hold a picture shows it: an <img> in the cell's output area that the
   browser decoded (naturalWidth > 0);
 - every widget renders: no "Error displaying widget", and the output area of each interactive
@@ -17,6 +18,10 @@ check what the page shows:
 A screenshot of each notebook (scrolled to its first figure, then to its first widget after it
 moved) goes to DIT_MINI_ARTIFACTS/browser/ when that variable is set (CI keeps it). Without
 Playwright or Chromium the tests skip, unless DIT_MINI_BROWSER=required (set by .ci/run).
+
+Each test is marked `runs_notebook`: it checks all that nbval checks of that solution notebook,
+so a session that selects it leaves nbval's run of the same notebook out (conftest.py at the
+root), and every notebook runs once per environment; without a browser nbval runs them.
 
 The widget version under test is the installed one: ipywidgets 8 with JupyterLab 4 in the main
 environment; .ci/run's second environment runs notebooks 00 and 01 with Colab's ipywidgets 7.7.1
@@ -44,7 +49,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-SOLUTIONS = sorted(p.name for p in (NOTEBOOKS / "solutions").glob("[0-9][0-9]_*.ipynb"))
+SOURCES = NOTEBOOKS / "solutions"
+SOLUTIONS = sorted(p.name for p in SOURCES.glob("[0-9][0-9]_*.ipynb"))
 CHROMIUM = os.environ.get("DIT_MINI_CHROMIUM", "/usr/bin/chromium")
 REQUIRED = os.environ.get("DIT_MINI_BROWSER") == "required"
 RUN_TIMEOUT = 900  # seconds for one notebook's Run All (FAST mode: about a minute each)
@@ -105,8 +111,9 @@ def lab(tmp_path_factory):
         path.write_text(json.dumps(values))
     port, token = _free_port(), secrets.token_hex(16)
     env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(settings))
+    # Grading mode, as nbval runs the solutions: a failed check raises (an error output)
     env.update(JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"), DIT_MINI_FAST="1")
-    env.pop("DIT_MINI_GRADING", None)
+    env.update(DIT_MINI_GRADING="1")
     log = open(home / "server.log", "w")  # noqa: SIM115 - closed at teardown
     app = ["lab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}"]
     app += ["--ServerApp.port_retries=0", f"--IdentityProvider.token={token}"]
@@ -316,7 +323,9 @@ def _move_controls(page, view, label: str) -> list[str]:
     return moved
 
 
-@pytest.mark.parametrize("name", SOLUTIONS)
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.runs_notebook(SOURCES / n)) for n in SOLUTIONS]
+)
 def test_the_notebook_runs_in_the_browser_and_shows_what_it_should(lab, chromium, name):
     base, token = lab
     page = chromium.new_page(viewport={"width": 1280, "height": 900})

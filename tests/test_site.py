@@ -3,9 +3,10 @@
 Fast tests cover the pieces (links, notebook numbers as links, widget fallbacks, exercise and
 check cells prepared for a page without a kernel, the index's real numbers, the acts, the link
 checker, bad input) and one end-to-end build of a tiny course folder (one notebook, one kernel,
-one Sphinx run). The slow tests read the whole course site, built once per session from the
-learners' copies by the `course_site` fixture (tests/conftest.py); tests/test_site_browser.py
-looks at the same build in Chromium.
+one Sphinx run). The slow tests check that every learner's copy runs to the end (the session's
+one run of each, `learner_run` in tests/conftest.py) and read the whole course site, built once
+per session from those runs by the `course_site` fixture; tests/test_site_browser.py looks at
+the same build in Chromium.
 """
 
 import json
@@ -124,6 +125,17 @@ def test_a_page_without_a_kernel_shows_exercises_and_checks_not_deaths():
     assert "Bonfire lit" in note.data["text/html"] and "hint(" not in json.dumps(check.outputs)
     assert figure.data == {"image/png": "AAAA"}
     assert loads.outputs == []  # <All keys matched successfully>
+
+
+def test_a_printed_load_report_goes_also_from_a_longer_stream():
+    cell = nbformat.v4.new_code_cell("print(model.load_state_dict(sd)); print(gap)")
+    printed = "<All keys matched successfully>\n\nlargest difference: 0.00e+00\n"
+    alone = "<All keys matched successfully>\n"
+    cell.outputs = [nbformat.v4.new_output("stream", text=t) for t in (printed, alone)]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 14"), cell])
+    for_the_page(nb, "14_new_game_plus.ipynb")
+    (kept,) = nb.cells[-1].outputs  # the kernel may send the report alone or with what follows
+    assert kept.text == "\nlargest difference: 0.00e+00\n"
 
 
 def test_a_follow_up_cell_that_calls_check_loses_its_death_but_gains_no_note_when_silent():
@@ -308,6 +320,17 @@ def _output_texts(page: str) -> list[str]:
 def test_the_output_reader_finds_what_a_page_prints():
     page = '<div class="cell_output docutils container"><div><pre>False</pre></div></div><p>x</p>'
     assert _output_texts(page) == ["False"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.runs_notebook(NOTEBOOKS / n)) for n in COURSE]
+)
+def test_every_learner_copy_runs_to_the_end_in_fast_mode(learner_run, name):
+    """nbval's check of notebooks/NN.ipynb (every cell runs, FAST mode, grading off: unsolved
+    checks say "not solved yet" and the notebook goes on), made on the run the site renders."""
+    result = learner_run(name)
+    assert not isinstance(result, Exception), str(result)
 
 
 @pytest.mark.slow

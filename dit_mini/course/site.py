@@ -20,6 +20,8 @@ every notebook page must show at least one image. External links are not fetched
 
 By default the pages are the learners' copies (`notebooks/`, blank exercises); `solutions=True`
 renders the solution notebooks instead. Used by `dit-mini course site OUT [--solutions]`.
+`run_notebook` is the one execution step on its own, so that notebooks already run and checked
+(the test suite's run of each learner's copy) are rendered without running them twice.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from ..runtime import FAST_ENV, MODE_ENV
 from .exercises import FAIL_PREFIX, GRADING_ENV
@@ -48,6 +51,7 @@ __all__ = [
     "link_notebook_numbers",
     "static_outputs",
     "for_the_page",
+    "run_notebook",
     "build_site",
     "check_site",
 ]
@@ -62,7 +66,8 @@ PAGES = {
     "MEASUREMENTS.md": "measurements.md",
 }
 CHECK_NAME = re.compile(r"""check\(\s*["']([^"']+)["']""")
-NOISE = {"True", "False", "<All keys matched successfully>"}  # results a static page drops
+LOADED = "<All keys matched successfully>"  # what load_state_dict returns (or prints)
+NOISE = {"True", "False", LOADED}  # results a static page drops
 
 
 def _execute(nb, folder: Path, timeout: int, fast: bool) -> None:
@@ -146,7 +151,11 @@ def for_the_page(nb, name: str, solved: bool = False) -> None:
         if cell.cell_type == "code" and (grader.get("grade") or CHECK_NAME.search(cell.source)):
             _check_outputs(cell, grader.get("grade", False))  # a follow-up may call check()
         if cell.cell_type == "code":
-            cell.outputs = [o for o in cell.outputs if _text(o).strip() not in NOISE]
+            for output in cell.outputs:  # a printed load report, also inside a longer stream
+                if output.get("output_type") == "stream":
+                    lines = output.get("text", "").splitlines(keepends=True)
+                    output["text"] = "".join(x for x in lines if x.strip() != LOADED)
+            cell.outputs = [o for o in cell.outputs if _text(o).strip() not in NOISE | {""}]
         cells.append(cell)
         if i == 0:
             cells.append(nbformat.v4.new_markdown_cell(launch_links(name)))
@@ -214,6 +223,22 @@ def _run(path: Path, nb, timeout: int, fast: bool, progress: Callable[[str], Non
             raise RuntimeError(f"{path.name} failed while the site was built: {error}") from error
 
 
+def run_notebook(
+    path: str | Path, timeout: int = 900, fast: bool = True, progress: Callable[[str], None] = print
+):
+    """The notebook at `path` executed as `build_site` runs it: a fresh kernel, FAST mode by
+    default, grading mode off, the notebook's folder as working directory, one more run if the
+    kernel died. A cell that raises stops it: RuntimeError naming the notebook and the error.
+
+    Its result can be handed to `build_site(executed=...)`, which then renders it without running
+    it again (the test suite runs each learner's copy once, checks it, and builds the site).
+    """
+    import nbformat  # deferred: the `notebooks` and `test` extras
+
+    path = Path(path)
+    return _run(path, nbformat.read(path, as_version=4), timeout, fast, progress)
+
+
 def build_site(
     out: str | Path,
     source: str | Path | None = None,
@@ -221,6 +246,7 @@ def build_site(
     timeout: int = 900,
     fast: bool = True,
     progress: Callable[[str], None] = print,
+    executed: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Execute the course notebooks and write the static site to `out`; returns Sphinx's warnings.
 
@@ -229,7 +255,9 @@ def build_site(
     of the course folder (`source`, or its parent for solutions/) give the table of contents, the
     glossary and the measurement log, and the notebooks' links are read relative to it. `names`
     limits the build to some notebooks (file names), for a quick look. A cell that raises stops
-    the build, naming the notebook (RuntimeError).
+    the build, naming the notebook (RuntimeError). `executed` maps file names to notebooks of
+    `source` already executed by `run_notebook` (same mode): those are rendered as they are,
+    not run again.
     """
     import nbformat  # deferred: the `notebooks` and `test` extras
 
@@ -268,12 +296,14 @@ def build_site(
     pages, titles = {}, {}
     for path in paths:
         start = time.perf_counter()
-        nb = nbformat.read(path, as_version=4)
+        if executed is not None and path.name in executed:
+            nb = nbformat.from_dict(copy.deepcopy(executed[path.name]))
+        else:
+            nb = _run(path, nbformat.read(path, as_version=4), timeout, fast, progress)
         titles[path.name] = _title(nb)
-        for cell in nb.cells:
+        for cell in nb.cells:  # running a notebook leaves its markdown as it was
             if cell.cell_type == "markdown":
                 cell.source = markdown(cell.source)
-        nb = _run(path, nb, timeout, fast, progress)
         static_outputs(nb)
         for_the_page(nb, path.name, solved=solutions)
         pages[path.name] = nbformat.writes(nb)
