@@ -81,6 +81,35 @@ def cells(*sources: str):
     return nb
 
 
+def steal_source(targets: list[tuple[str, str]]) -> str:
+    """A submission's cell that prints its environment and every process's command line and
+    environment, reads ('r') or appends to / overwrites ('a', 'w') each target path, and opens a
+    network connection; it prints LEAKED, WROTE or REFUSED for each try."""
+    return f"""import os, socket
+print("ENV", sorted(os.environ.items()))
+for pid in os.listdir("/proc"):
+    if pid.isdigit():
+        try:
+            print("PROC", pid, open(f"/proc/{{pid}}/cmdline").read().replace("\\0", " "))
+            print("PROC-ENV", pid, open(f"/proc/{{pid}}/environ").read())
+        except OSError as error:
+            print("PROC-REFUSED", pid, type(error).__name__)
+for target, mode in {targets!r}:
+    try:
+        if mode == "r":
+            print("LEAKED", open(target).read()[:50])
+        else:
+            open(target, mode).write("# pwned\\n")
+            print("WROTE", target)
+    except OSError as error:
+        print("REFUSED", type(error).__name__, target)
+try:
+    socket.create_connection(("1.1.1.1", 53), timeout=3)
+    print("NETWORK OPEN")
+except OSError as error:
+    print("NETWORK REFUSED", type(error).__name__)"""
+
+
 def build_class(base: Path) -> dict:
     """The class folder; returns student -> expected {exercise: (points, status)}."""
     klass, expected = base / "class", {}
@@ -191,31 +220,15 @@ for guess in guesses:
         "steal",
         FULL,
         HONEST,
-        f"""import os, socket
-print("ENV", sorted(os.environ.items()))
-for pid in os.listdir("/proc"):
-    if pid.isdigit():
-        try:
-            print("PROC", pid, open(f"/proc/{{pid}}/cmdline").read().replace("\\0", " "))
-            print("PROC-ENV", pid, open(f"/proc/{{pid}}/environ").read())
-        except OSError as error:
-            print("PROC-REFUSED", pid, type(error).__name__)
-targets = [({str(honest)!r}, "a"), ({str(base / "solutions" / "01_fog.ipynb")!r}, "r"),
-           ({str(base / "report")!r} + "/grades.csv", "w"), ({str(base / "canary.txt")!r}, "r"),
-           ("/opt/dit_mini/dit_mini/__init__.py", "a")]
-for target, mode in targets:
-    try:
-        if mode == "r":
-            print("LEAKED", open(target).read()[:50])
-        else:
-            open(target, mode).write("# pwned\\n")
-    except OSError as error:
-        print("REFUSED", type(error).__name__, target)
-try:
-    socket.create_connection(("1.1.1.1", 53), timeout=3)
-    print("NETWORK OPEN")
-except OSError as error:
-    print("NETWORK REFUSED", type(error).__name__)""",
+        steal_source(
+            [
+                (str(honest), "a"),
+                (str(base / "solutions" / "01_fog.ipynb"), "r"),
+                (str(base / "report" / "grades.csv"), "w"),
+                (str(base / "canary.txt"), "r"),
+                ("/opt/dit_mini/dit_mini/__init__.py", "a"),
+            ]
+        ),  # fmt: skip
     )
     add(
         "daemon",
@@ -433,7 +446,7 @@ def test_nothing_outside_the_sandbox_was_read_or_changed(graded):
         assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, path
     steal = executed(base, "steal")
     assert CANARY not in steal and "the canary" not in steal and "LEAKED" not in steal
-    assert steal.count("REFUSED") >= 5 and "NETWORK REFUSED" in steal
+    assert "WROTE" not in steal and steal.count("REFUSED") >= 5 and "NETWORK REFUSED" in steal
     processes = [line for line in steal.splitlines() if line.startswith("PROC ")]
     assert processes and not any("pytest" in line for line in processes)  # the grader's argv
     stolen = executed(base, "exec_solutions")

@@ -27,7 +27,17 @@ import pytest
 nbformat = pytest.importorskip("nbformat")
 pytest.importorskip("nbclient")
 
-from test_grading import FULL, HONEST, LIMITS, MARKER, WRONG, cells, processes_with, zero  # noqa: E402
+from test_grading import (  # noqa: E402
+    FULL,
+    HONEST,
+    LIMITS,
+    MARKER,
+    WRONG,
+    cells,
+    processes_with,
+    steal_source,
+    zero,
+)
 
 from dit_mini.course.grading.sandbox import bwrap_path  # noqa: E402
 
@@ -98,33 +108,12 @@ def user_namespaces_refused(bwrap: str) -> str:
 
 def build_class(klass: Path, honest_copy: Path, base: Path) -> dict:
     """Five submissions of 01_fog.ipynb; returns student -> {exercise: (points, status)}."""
-    steal = f"""import os, socket
-print("ENV", sorted(os.environ.items()))
-for pid in os.listdir("/proc"):
-    if pid.isdigit():
-        try:
-            print("PROC", pid, open(f"/proc/{{pid}}/cmdline").read().replace("\\0", " "))
-            print("PROC-ENV", pid, open(f"/proc/{{pid}}/environ").read())
-        except OSError as error:
-            print("PROC-REFUSED", pid, type(error).__name__)
-targets = [({str(honest_copy)!r}, "a"), ({str(base / "canary.txt")!r}, "r"),
-           ({str(base / "report")!r} + "/grades.csv", "w"), ({str(base / "home")!r} + "/x", "w"),
-           ("/opt/dit_mini/dit_mini/__init__.py", "a"),
-           ({str(ROOT / "notebooks" / "solutions" / "01_fog.ipynb")!r}, "r")]
-for target, mode in targets:
-    try:
-        if mode == "r":
-            print("LEAKED", open(target).read()[:50])
-        else:
-            open(target, mode).write("# pwned\\n")
-            print("WROTE", target)
-    except OSError as error:
-        print("REFUSED", type(error).__name__, target)
-try:
-    socket.create_connection(("1.1.1.1", 53), timeout=3)
-    print("NETWORK OPEN")
-except OSError as error:
-    print("NETWORK REFUSED", type(error).__name__)"""
+    steal = steal_source(
+        [(str(honest_copy), "a"), (str(base / "canary.txt"), "r"),
+         (str(base / "report" / "grades.csv"), "w"), (str(base / "home" / "x"), "w"),
+         ("/opt/dit_mini/dit_mini/__init__.py", "a"),
+         (str(ROOT / "notebooks" / "solutions" / "01_fog.ipynb"), "r")]
+    )  # fmt: skip
     bomb = """import os, signal, time
 children = []
 try:
