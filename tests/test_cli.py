@@ -82,6 +82,12 @@ def test_quickstart_in_fast_mode(tmp_path, capsys, monkeypatch):
     for name in ("samples.png", "loss.png", "checkpoint.pt", "ema.safetensors"):
         assert (out / name).is_file() and name in printed
     assert "quickstart done in" in printed and "images/s" in printed
+    assert "nothing was trained" not in printed
+    # run again with the same steps: the saved run is complete, and the command says how to go on
+    args = ["quickstart", "--out", str(out), "--steps", "2", "--quiet", "--device", "cpu"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "already holds all 2 steps" in printed and "--steps 4" in printed
 
 
 def test_gflops_command_prints_the_report(capsys):

@@ -3,11 +3,15 @@ EMA, the epoch order made once per epoch; the learning-rate decay; the two studi
 
 import copy
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from dit_mini.diffusion.losses import make_loss
 from dit_mini.models.dit import DiT, dit_config
 from dit_mini.models.dit_block import Mlp, TanhGELU
 from dit_mini.studies import recipe_race, step_levers
@@ -101,3 +105,59 @@ def test_recipe_race_variants_and_images_to_goal():
     with pytest.raises(ValueError, match="unknown variant"):
         recipe_race.variant("nope")
     assert math.isclose(recipe_race.GOAL, 0.9)
+
+
+_FAULTS = """
+import os, resource, sys, torch
+from dit_mini.train import memory
+kept = memory.keep_freed_memory() if sys.argv[1] == "keep" else False
+torch.ones(1)  # torch's own start-up allocations first
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(30):  # a step's worth of tensors made and freed again, 30 times
+    tensors = [torch.ones(3 << 18) for _ in range(10)]  # 10 x 3 MiB
+    del tensors
+print(kept, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc is Linux's")
+def test_keep_freed_memory_stops_the_page_faults_of_every_step():
+    def faults(mode: str) -> tuple[str, int]:
+        out = subprocess.run(
+            [sys.executable, "-c", _FAULTS, mode], capture_output=True, text=True, check=True,
+            env={**os.environ, "DIT_MINI_KEEP_FREED_MEMORY": "1"},
+        ).stdout.split()  # fmt: skip
+        return out[0], int(out[1])
+
+    (kept, with_lever), (_, without) = faults("keep"), faults("leave")
+    assert kept == "True"
+    # without the lever every round gives the 30 MiB back and faults it in again (~7,700 pages)
+    assert without > 30 * 3000 and with_lever < without / 5, (with_lever, without)
+
+
+def test_keep_freed_memory_can_be_turned_off_and_the_trainer_asks_for_it(monkeypatch):
+    from dit_mini.train import memory, trainer
+
+    monkeypatch.setattr(memory, "_kept", None)
+    monkeypatch.setenv("DIT_MINI_KEEP_FREED_MEMORY", "0")
+    assert memory.keep_freed_memory() is False
+    asked = []
+    monkeypatch.setattr(trainer, "keep_freed_memory", lambda: asked.append(1) or True)
+    data = (torch.rand(8, 3, 8, 8) * 2 - 1, torch.arange(8) % 2)
+    model = DiT(dit_config("nano", input_size=8, num_classes=2, patch_size=4, depth=1))
+    trainer.fit(model, make_loss(), data, TrainConfig(steps=1, batch_size=4), quiet=True,
+                device="cpu")  # fmt: skip
+    assert asked == [1]
+
+
+def test_adam_beta2_reaches_the_optimizer_and_old_runs_resume_with_the_default():
+    from dit_mini.train.session import make_adamw
+
+    w = [torch.nn.Parameter(torch.zeros(2))]
+    assert make_adamw(w, 1e-3, 0.0, 0.95).param_groups[0]["betas"] == (0.9, 0.95)
+    assert make_adamw(w, 1e-3, 0.0).param_groups[0]["betas"] == (0.9, 0.999)
+    with pytest.raises(ValueError, match="adam_beta2"):
+        TrainConfig(adam_beta2=1.0)
+    saved = {"train": {k: v for k, v in vars(TrainConfig()).items() if k != "adam_beta2"}}
+    filled = with_new_defaults(saved, torch.nn.Linear(1, 1), {})
+    assert filled["train"]["adam_beta2"] == 0.999

@@ -13,8 +13,9 @@ uptime | tee -a "$OUT/under_load.txt"
 RUN=$(mktemp -d)/quickstart
 python3 -c "while True: pass" & SPIN=$!
 trap 'kill $SPIN 2>/dev/null || true' EXIT
-{ uptime; /usr/bin/time -f "wall %e s" dit-mini quickstart --out "$RUN" --minutes 5; uptime; } 2>&1 \
-  | tee "$OUT/quickstart_under_load.txt"
+# the progress bar's updates (carriage returns) are left out of the log; its other lines stay
+{ uptime; /usr/bin/time -f "wall %e s" dit-mini quickstart --out "$RUN"; uptime; } 2>&1 \
+  | tr '\r' '\n' | sed 's/dit-mini: /\ndit-mini: /' | grep -v -e '^train:' -e '^$' | tee "$OUT/quickstart_under_load.txt"
 kill $SPIN
 dit-mini fid --checkpoint "$RUN/checkpoint.pt" --n 500 --features relic --steps 20 --cfg-scale 3 --json \
   | tee "$OUT/quickstart_under_load.json" | tee -a "$OUT/quickstart_under_load.txt"

@@ -66,6 +66,12 @@ def _quickstart_cmd(args: argparse.Namespace) -> int:
         f"  checkpoint: {run['checkpoint']}  (EMA weights: {run['weights']})\n"
         f"more samples: dit-mini sample --checkpoint {run['checkpoint']} --out grid.png"
     )
+    if result.images_per_second == 0:  # the saved run had its steps already: nothing trained
+        print(
+            f"{args.out} already holds all {result.step} steps of this run, so nothing was "
+            f"trained; to train longer: dit-mini quickstart --out {args.out} "
+            f"--steps {2 * result.step} --minutes 10"
+        )
     return 0
 
 

@@ -40,6 +40,13 @@ class TrainConfig:
     )
     lr: float = field(default=1e-4, metadata={"help": "AdamW learning rate"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    adam_beta2: float = field(
+        default=0.999,
+        metadata={
+            "help": "AdamW's second-moment decay (0.999 as in PyTorch and DiT; 0.95 learns "
+            "faster in short runs at a high learning rate, as the quickstart's)"
+        },
+    )
     warmup_steps: int = field(
         default=0, metadata={"help": "steps of linear learning-rate warm-up (0: none)"}
     )
@@ -102,7 +109,14 @@ class TrainConfig:
         for name in ("warmup_steps", "checkpoint_every", "seed"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}")
-        for name in ("lr", "weight_decay", "ema_decay", "grad_clip", "checkpoint_minutes"):
+        for name in (
+            "lr",
+            "weight_decay",
+            "adam_beta2",
+            "ema_decay",
+            "grad_clip",
+            "checkpoint_minutes",
+        ):
             value = getattr(self, name)
             if not _is_number(value) or not math.isfinite(value):
                 raise ValueError(
@@ -117,6 +131,8 @@ class TrainConfig:
                 f"checkpoint_minutes ({self.checkpoint_minutes}) must be >= 0 (0 turns "
                 "clipping and timed checkpoints off)"
             )
+        if not 0.0 <= self.adam_beta2 < 1.0:
+            raise ValueError(f"adam_beta2 must lie in [0, 1); got {self.adam_beta2}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must lie in [0, 1); got {self.ema_decay}")
         if self.lr_decay not in LR_DECAYS:

@@ -44,16 +44,16 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
-def make_adamw(params, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW fused into one kernel over all tensors where this torch build supports it (CPU and
-    CUDA in torch >= 2.4), else the plain for-each AdamW. For a small model the optimizer step
-    is a sizeable part of a CPU step; `dit-mini bench --fused/--no-fused` measures the gain.
-    Both are deterministic, so exact resume holds either way."""
-    params = list(params)
+def make_adamw(params, lr: float, weight_decay: float, beta2: float = 0.999) -> torch.optim.AdamW:
+    """AdamW (betas 0.9 and `beta2`) fused into one kernel over all tensors where this torch
+    build supports it (CPU and CUDA in torch >= 2.4), else the plain for-each AdamW. For a small
+    model the optimizer step is a sizeable part of a CPU step; `dit-mini bench --fused/--no-fused`
+    measures the gain. Both are deterministic, so exact resume holds either way."""
+    params, betas = list(params), (0.9, beta2)
     try:
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=betas, fused=True)
     except (RuntimeError, TypeError, ValueError):
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=betas)
 
 
 def _as_tensors(data) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -126,7 +126,7 @@ class TrainingSession:
         self.images, self.labels = images.to(self.device), self._check_labels(model, labels)
         self.model = model.to(self.device)
         self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
-        self.opt = make_adamw(model.parameters(), config.lr, config.weight_decay)
+        self.opt = make_adamw(model.parameters(), config.lr, config.weight_decay, config.adam_beta2)
         self.scaler = make_grad_scaler(self.device)
         self.shared_noise = hasattr(loss_fn, "draw")  # draw for the global batch, then slice
         self.gens = {"labels": torch.Generator(), "noise": torch.Generator(self.device)}

@@ -42,6 +42,7 @@ from ..storage import CheckpointError, save_tensors
 from ..threads import ThreadTuner, requested_threads
 from .config import TrainConfig
 from .lock import run_lock
+from .memory import keep_freed_memory
 from .session import CHECKPOINT_NAME, TrainingSession
 
 __all__ = ["EXPORT_NAME", "TrainResult", "TrainingInterrupted", "fit"]
@@ -164,8 +165,10 @@ def fit(
     then saved). `run_config` (plain data, e.g. the diffusion config) is stored in checkpoints and
     must match when resuming. On the CPU the torch thread count is measured and chosen while
     training (`dit_mini.threads`); `threads` (or $DIT_MINI_THREADS) fixes it, which also makes
-    runs repeat bit for bit. The output folder is locked for this process (`dit_mini.train.lock`)
-    and a new run refuses to replace an ema.safetensors it did not write unless `overwrite`.
+    runs repeat bit for bit, and malloc keeps freed memory for the next step
+    (`dit_mini.train.memory.keep_freed_memory`). The output folder is locked for this process
+    (`dit_mini.train.lock`) and a new run refuses to replace an ema.safetensors it did not write
+    unless `overwrite`.
     Besides every `checkpoint_every` steps, a checkpoint is written whenever
     `checkpoint_minutes` have passed since the last one.
 
@@ -187,6 +190,8 @@ def _train(run: TrainingSession, quiet: bool, callback, threads) -> TrainResult:
     first, start = run.step, time.perf_counter()
     model.train()
     fixed = requested_threads(threads)
+    if run.device.type == "cpu":
+        keep_freed_memory()  # no page faults for the same tensors every step (memory.py)
     tuner = ThreadTuner(
         fixed if run.device.type == "cpu" else torch.get_num_threads(), quiet=not show
     )
