@@ -11,8 +11,8 @@ advice. Models without a transformer config (U-Net, learners' own networks) are 
 `keep_freed_memory` is a speed lever for training on the CPU: glibc's malloc hands the memory of
 freed tensors back to the OS as soon as the top of its heap holds more than a small, adaptive
 threshold, so every step faults the same pages in again (about 190,000 page faults per 500 nano
-steps). Raising the trim threshold and the top pad keeps that memory for the next step: about
-1.1x faster small-model steps (notebooks/MEASUREMENTS.md, "Relics in two minutes").
+steps). Raising the trim threshold and the top pad keeps that memory for the next step: 1.10x
+to 1.27x faster quickstart steps (notebooks/MEASUREMENTS.md, "Relics in two minutes").
 
 Used by `dit_mini.train.session` (the batch check) and `dit_mini.train.trainer` (the lever).
 """
