@@ -99,6 +99,9 @@ def test_step_levers_interleave_and_reference_errors():
 def test_recipe_race_variants_and_images_to_goal():
     v = recipe_race.variant("decay-cos-2000")
     assert v.train.steps == 2000 and v.train.lr_decay == "cosine" and v.preset == "nano"
+    # the recorded races ran on issue 4's recipe, whatever the quickstart's defaults are now
+    assert (v.train.lr, v.train.adam_beta2) == (3e-3, 0.999)
+    assert recipe_race.variant("decay-cos-2000-lr5e-3").train.lr == 5e-3
     points = [{"images": 100, "class_accuracy": 0.5}, {"images": 200, "class_accuracy": 0.93}]
     assert recipe_race.images_to_goal(points) == 200
     assert recipe_race.images_to_goal(points[:1]) is None
