@@ -2,13 +2,17 @@
 package's own pieces and fails a piece with a typical mistake."""
 
 import copy
+import inspect
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
 from dit_mini.course.exercises import check
+from dit_mini.course.medium_mode import steps_to_recognizable
 from dit_mini.course.new_game_plus import (
     BUDGETS,
     FLOW,
@@ -31,6 +35,7 @@ from dit_mini.course.new_game_plus import (
 from dit_mini.diffusion.losses import generate
 from dit_mini.models.attention import Attention
 from dit_mini.models.dit import DiT, DiTBlock, dit_config
+from dit_mini.train.recipes import RECIPES
 
 
 def small_dit(seed=0):
@@ -245,3 +250,20 @@ def test_a_short_run_is_told_so_honestly_and_a_long_one_is_checked():
     assert "check the step" not in message and "died" not in message.lower()
     assert too_little_training(RELICS_CHECK_STEPS, 120.0, medium) is None
     assert "noise" in too_little_training(40, 3.0, BUDGETS["fast"])
+
+
+def test_notebook_14_trains_with_the_quickstarts_optimizer_and_malloc_setting():
+    """The learner's DiT gets what makes the package fast (issue 24): the quickstart's AdamW
+    (lr, betas) and the trainer's CPU malloc setting, and medium_mode measures that recipe."""
+    recipe = RECIPES["quickstart"].train
+    nb = Path(__file__).parents[1] / "notebooks" / "solutions" / "14_new_game_plus.ipynb"
+    cells = ["".join(c["source"]) for c in json.loads(nb.read_text())["cells"]]
+    training = [c for c in cells if "budget = training_budget(MODE)" in c]
+    assert len(training) == 1, "notebook 14 has one training cell"
+    (cell,) = training
+    assert "keep_freed_memory()" in cell
+    adamw = f"torch.optim.AdamW(model.parameters(), lr={recipe.lr:.0e}, "
+    assert adamw.replace("e-03", "e-3") + f"betas=(0.9, {recipe.adam_beta2}))" in cell
+    assert f"lr={recipe.lr:.0e}".replace("e-03", "e-3") + ", warmup=" in cell  # the loop's lr
+    defaults = inspect.signature(steps_to_recognizable).parameters
+    assert (defaults["lr"].default, defaults["beta2"].default) == (recipe.lr, recipe.adam_beta2)

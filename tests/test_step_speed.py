@@ -12,9 +12,11 @@ import torch
 import torch.nn.functional as F
 
 from dit_mini.diffusion.losses import make_loss
+from dit_mini.metrics.flops import count_gflops
 from dit_mini.models.dit import DiT, dit_config
 from dit_mini.models.dit_block import Mlp, TanhGELU
 from dit_mini.studies import recipe_race, step_levers
+from dit_mini.studies.step_levers import step_matmuls, time_matmuls
 from dit_mini.train.config import TrainConfig, batch_indices, derive_seed
 from dit_mini.train.resume import config_diff, with_new_defaults
 
@@ -96,6 +98,25 @@ def test_step_levers_interleave_and_reference_errors():
         step_levers.load_reference("/nonexistent/models.py")
 
 
+def test_step_matmuls_are_three_times_the_forward_products():
+    """The matrix products of a training step (the floor `against_reference` prints): forward,
+    input gradient and weight gradient of every Linear, six batched products per attention."""
+    model = DiT(dit_config("nano", num_classes=10))
+    x, t, y = torch.randn(2, 3, 32, 32), torch.rand(2) * 999, torch.tensor([1, 2])
+    products = step_matmuls(model, x, t, y)
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    attentions = model.config.depth
+    assert len(products) == 3 * len(linears) + 6 * attentions
+    flops = sum(2 * math.prod(a) * b[-1] for a, b in products)
+    patch_macs = 2 * 64 * 3 * 4 * 4 * model.config.hidden_size  # the patch embedding is a conv
+    forward_flops = 2 * (count_gflops(model, batch=2) * 1e9 * 2 - patch_macs)
+    assert flops == pytest.approx(3 * forward_flops, rel=0.01)
+    for a, b in products:  # every pair multiplies: inner sizes agree
+        assert a[-1] == b[-2] and a[:-2] == b[:-2]
+    wall, cpu = time_matmuls(products[:6])
+    assert wall > 0 and cpu >= 0
+
+
 def test_recipe_race_variants_and_images_to_goal():
     v = recipe_race.variant("decay-cos-2000")
     assert v.train.steps == 2000 and v.train.lr_decay == "cosine" and v.preset == "nano"
@@ -111,8 +132,13 @@ def test_recipe_race_variants_and_images_to_goal():
 
 
 _FAULTS = """
-import os, resource, sys, torch
+import ctypes, os, resource, sys, torch
 from dit_mini.train import memory
+# glibc's default thresholds (128 KiB), set explicitly: left alone, glibc raises them by itself
+# after the first free of a large block, and whether that then keeps the pages depends on where
+# Python's own objects land in the heap (about 1 run in 6 here), which would make this test flaky
+libc = ctypes.CDLL("libc.so.6")
+libc.mallopt(-3, 128 << 10), libc.mallopt(-1, 128 << 10)  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
 kept = memory.keep_freed_memory() if sys.argv[1] == "keep" else False
 torch.ones(1)  # torch's own start-up allocations first
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

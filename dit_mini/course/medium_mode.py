@@ -2,13 +2,15 @@
 
 Notebook 14 trains the learner's own nano DiT with the package's references of its exercises
 (`dit_mini.course.new_game_plus`: `train_step`, `train_loop`, `euler_sample_cfg`) on 20,000
-relics, batch 16, AdamW 3e-3 with 100 warm-up steps, EMA 0.995. This benchmark runs exactly that
-recipe and, every `every` steps, stops the clock, lets the EMA draw `per_class` relics per class
-(Euler 20 steps, guidance 3, fixed noise) and grades them with the Relics classifier. It counts
-*steps* (images seen), which do not depend on how busy the machine is, and reports the training
-time per step separately, so a step budget converts into minutes on any machine:
+relics, batch 16, AdamW 4e-3 with betas (0.9, 0.95) and 100 warm-up steps (the quickstart's
+optimizer since issue 24; issue 4's was 3e-3 with betas (0.9, 0.999): `--lr 3e-3 --beta2 0.999`),
+EMA 0.995. This benchmark runs exactly that recipe and, every `every` steps, stops the clock,
+lets the EMA draw `per_class` relics per class (Euler 20 steps, guidance 3, fixed noise) and
+grades them with the Relics classifier. It counts *steps* (images seen), which do not depend on
+how busy the machine is, and reports the training time per step separately, so a step budget
+converts into minutes on any machine:
 
-    python -m dit_mini.course.medium_mode --steps 3500 --every 250 --threads 1
+    python -m dit_mini.course.medium_mode --steps 3000 --every 250 --threads 1
     python -m dit_mini.course.medium_mode --constant   # the target's mean, zero's loss
 
 Used by notebook 14 (new game plus) through `dit_mini.runtime.MODES` (the medium budget) and
@@ -28,6 +30,7 @@ from ..data.relics import make_relics
 from ..metrics.evaluation import evaluate_samples
 from ..models.dit import DiT, dit_config
 from ..runtime import machine_info
+from ..train.memory import keep_freed_memory
 from .new_game_plus import euler_sample_cfg, train_loop, train_step
 
 __all__ = ["steps_to_recognizable", "constant_answers", "main"]
@@ -41,20 +44,23 @@ def steps_to_recognizable(
     threads: int | None = 1,
     config=None,
     log=print,
+    lr: float = 4e-3,
+    beta2: float = 0.95,
 ) -> dict:
     """Train notebook 14's recipe for `steps` steps and grade the EMA every `every` steps.
 
     Returns {'records': [{'step', 'images', 'train_s', 'class_accuracy', 'fid', 'fid_floor'}],
     'first_step_at_80', 'seconds_per_step', 'machine'}; `first_step_at_80` is the first graded
-    step with class accuracy >= 80 % (None if never).
+    step with class accuracy >= 80 % (None if never). `lr` and `beta2` are AdamW's (the notebook's).
     """
+    keep_freed_memory()  # as notebook 14's training cell does
     if threads is not None:
         torch.set_num_threads(threads)
     relics = make_relics(n_images, seed=0)
     torch.manual_seed(0)  # the notebook's seeded initial weights
     model = DiT(config or dit_config("nano"))
     ema = copy.deepcopy(model).requires_grad_(False).eval()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, beta2))
     eval_y = torch.arange(10).repeat_interleave(per_class)
     eval_noise = torch.randn(len(eval_y), 3, 32, 32, generator=torch.Generator().manual_seed(8))
     records, clock = [], {"train": 0.0, "since": time.perf_counter()}
@@ -79,7 +85,7 @@ def steps_to_recognizable(
         clock["since"] = time.perf_counter()
 
     train_loop(train_step, model, ema, optimizer, relics.images, relics.labels, steps=steps,
-               batch_size=16, lr=3e-3, warmup=100, generator=torch.Generator().manual_seed(6),
+               batch_size=16, lr=lr, warmup=100, generator=torch.Generator().manual_seed(6),
                on_step=on_step)  # fmt: skip
     reached = [r["step"] for r in records if r["class_accuracy"] >= 0.8]
     return {
@@ -111,12 +117,15 @@ def main(argv=None) -> None:
     parser.add_argument("--every", type=int, default=250)
     parser.add_argument("--per-class", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--lr", type=float, default=4e-3, help="AdamW learning rate")
+    parser.add_argument("--beta2", type=float, default=0.95, help="AdamW second-moment decay")
     parser.add_argument("--constant", action="store_true", help="only the input-free answers")
     args = parser.parse_args(argv)
     if args.constant:
         print(json.dumps(constant_answers()))
         return
-    result = steps_to_recognizable(args.steps, args.every, args.per_class, threads=args.threads)
+    result = steps_to_recognizable(args.steps, args.every, args.per_class, threads=args.threads,
+                                   lr=args.lr, beta2=args.beta2)  # fmt: skip
     print(json.dumps({k: v for k, v in result.items() if k != "records"}))
 
 

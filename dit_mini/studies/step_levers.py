@@ -13,7 +13,10 @@ of the package's sigmoid form (`TanhGELU`), the explicit attention path instead 
 order drawn every step instead of once per epoch, the for-each AdamW instead of the fused one,
 gradient clipping off, and two threads instead of one. `compiled` measures `torch.compile`
 (its compile time and the step after it); `against_reference` times the package's step against
-the reference DiT's, from a models.py the user gives (nothing of it ships here).
+the reference DiT's, from a models.py the user gives (nothing of it ships here), beside the
+step's matrix products alone (`step_matmuls`, `time_matmuls`): the same products, on the same
+shapes, timed without anything else, which no implementation of the same fp32 step can beat; so
+reference / products bounds the speed-up any rewrite of the step could reach.
 
     python -m dit_mini.studies.step_levers --preset nano --batch 16 --threads 1
     python -m dit_mini.studies.step_levers --compile
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib.util
+import math
 import os
 import resource
 import statistics
@@ -50,6 +54,8 @@ __all__ = [
     "interleave",
     "compiled",
     "load_reference",
+    "step_matmuls",
+    "time_matmuls",
     "against_reference",
     "main",
 ]
@@ -241,6 +247,48 @@ def load_reference(models_py: str | Path):
     return module.DiT_models
 
 
+def step_matmuls(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor):
+    """The matrix products of one training step of `model` on (x, t, y), as (a_shape, b_shape)
+    pairs of torch.mm / torch.bmm: for every nn.Linear its forward product and the two of its
+    backward (input and weight gradients), for every self-attention layer the two batched
+    products of its forward (q k^T, weights v) and the four of its backward."""
+    products, hooks = [], []
+
+    def on_linear(module, inputs, _out):
+        m, k, n = inputs[0].numel() // module.in_features, module.in_features, module.out_features
+        products.extend([((m, k), (k, n)), ((m, n), (n, k)), ((n, m), (m, k))])
+
+    def on_attention(module, inputs, _out):
+        b, length, width = inputs[0].shape
+        bh, d = b * module.num_heads, width // module.num_heads
+        qk, av = ((bh, length, d), (bh, d, length)), ((bh, length, length), (bh, length, d))
+        products.extend([qk, av, qk, av, av, ((bh, d, length), (bh, length, length))])
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            hooks.append(module.register_forward_hook(on_linear))
+        elif isinstance(module, Attention):
+            hooks.append(module.register_forward_hook(on_attention))
+    try:
+        with torch.no_grad():
+            model(x, t, y)
+    finally:
+        for h in hooks:
+            h.remove()
+    return products
+
+
+def time_matmuls(products, threads: int = 1, seed: int = 0) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of computing every product of `products` once, fp32."""
+    torch.set_num_threads(threads)
+    gen = torch.Generator().manual_seed(seed)
+    pairs = [(torch.randn(a, generator=gen), torch.randn(b, generator=gen)) for a, b in products]
+    start, cpu = time.perf_counter(), time.process_time()
+    for a, b in pairs:
+        torch.mm(a, b) if a.dim() == 2 else torch.bmm(a, b)
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
 def against_reference(
     models_py: str | Path,
     preset: str = "DiT-S/4",
@@ -291,13 +339,18 @@ def against_reference(
             update_ema()
 
     ref = _Reference()
+    t = torch.rand(batch, generator=torch.Generator().manual_seed(seed)) * 999
+    products = step_matmuls(ours.model, x0, t, y)  # the same products as the reference's
+    flops = sum(2 * math.prod(a) * b[-1] for a, b in products)
     clock = 1 if threads == 1 else 0
-    _timed(ours, 1, threads), _timed(ref, 1, threads)  # warm-up
-    times_a, times_b, ratios = [], [], []
+    _timed(ours, 1, threads), _timed(ref, 1, threads), time_matmuls(products, threads)  # warm-up
+    times_a, times_b, times_m, ratios = [], [], [], []
     for r in range(rounds):
         order = [(ref, times_b), (ours, times_a)]
         for session, times in order if r % 2 == 0 else order[::-1]:
             times.append(_timed(session, steps, threads))
+        matmuls = [time_matmuls(products, threads, seed=r) for _ in range(steps)]
+        times_m.append(tuple(sum(m[i] for m in matmuls) / steps for i in range(2)))
         ratios.append(times_b[-1][clock] / times_a[-1][clock])
     return {
         "preset": preset,
@@ -307,6 +360,8 @@ def against_reference(
         "max_weight_diff": diff,
         "ours_s": statistics.median(t[clock] for t in times_a),
         "reference_s": statistics.median(t[clock] for t in times_b),
+        "matmuls_s": statistics.median(t[clock] for t in times_m),
+        "matmul_gflop": flops / 1e9,
         "ratio": statistics.median(ratios),
         "ratios": ratios,
         "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
@@ -341,7 +396,13 @@ def main(argv=None) -> None:
             f"{r['ours_s']:.3f} s, reference {r['reference_s']:.3f} s per step ({r['clock']} "
             f"time); reference/package {r['ratio']:.3f} (rounds {min(r['ratios']):.2f}.."
             f"{max(r['ratios']):.2f}); weights loaded into the reference layout, max difference "
-            f"{r['max_weight_diff']}; load {r['load_average']:.1f}"
+            f"{r['max_weight_diff']}; load {r['load_average']:.1f}\n"
+            f"the step's {r['matmul_gflop']:.1f} GFLOP of matrix products alone: "
+            f"{r['matmuls_s']:.3f} s ({r['matmul_gflop'] / r['matmuls_s']:.1f} GFLOP/s), so no "
+            f"fp32 step can beat the reference by more than "
+            f"{r['reference_s'] / r['matmuls_s']:.2f}x; the package's step is "
+            f"{r['matmuls_s'] / r['ours_s']:.0%} products, the reference's "
+            f"{r['matmuls_s'] / r['reference_s']:.0%}"
         )
         return
     for lever in args.lever:

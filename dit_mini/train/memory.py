@@ -14,7 +14,8 @@ threshold, so every step faults the same pages in again (about 190,000 page faul
 steps). Raising the trim threshold and the top pad keeps that memory for the next step: 1.10x
 to 1.27x faster quickstart steps (notebooks/MEASUREMENTS.md, "Relics in two minutes").
 
-Used by `dit_mini.train.session` (the batch check) and `dit_mini.train.trainer` (the lever).
+Used by `dit_mini.train.session` (the batch check), `dit_mini.train.trainer` and notebook 14's
+training cell (the lever, also in `dit_mini.course.medium_mode`).
 """
 
 from __future__ import annotations
