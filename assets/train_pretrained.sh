@@ -7,7 +7,7 @@
 # The EMA weights are then stored as float16 safetensors (half the size; loading casts them back).
 # RESUME=1 continues the three runs saved in OUT_DIR for another MINUTES (exact resume).
 # MODELS picks some of the three; LR, ADAM_BETA2, WARMUP, LR_DECAY and EMA change the recipe.
-# dit-tiny as shipped since issue 24 (one model, one thread, a cosine decay to 0 at STEPS):
+# the retrained dit-tiny of issue 24 (assets/candidates/dit_tiny; one model, one thread, cosine decay):
 #   DEVICE=cpu MODELS=dit_tiny STEPS=10000 MINUTES=120 LR=2e-3 ADAM_BETA2=0.99 WARMUP=200 \
 #     LR_DECAY=cosine EMA=0.9995 bash assets/train_pretrained.sh runs/pretrained_i24
 set -euo pipefail
