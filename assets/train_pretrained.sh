@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Trains the pretrained relic models shipped in assets/ (see each model card), from the repo root:
-#   DEVICE=cpu MINUTES=25 bash assets/train_pretrained.sh runs/pretrained   # how the shipped files were made
-#   DEVICE=cuda MINUTES=5 bash assets/train_pretrained.sh runs/pretrained   # the same recipe on a GPU
-# The three runs train side by side (one thread each on a CPU), each for the same wall-clock budget,
-# with the fast recipe of issue 4 (flow matching, logit-normal t, high learning rate, small batch).
-# The EMA weights are then stored as float16 safetensors (half the size; loading casts them back).
-# RESUME=1 continues the three runs saved in OUT_DIR for another MINUTES (exact resume).
-# MODELS picks some of the three; LR, ADAM_BETA2, WARMUP, LR_DECAY and EMA change the recipe.
-# the retrained dit-tiny of issue 24 (assets/candidates/dit_tiny; one model, one thread, cosine decay):
+# Trains the pretrained relic models shipped in assets/ (see each model card), from the repo root.
+# How the shipped dit-tiny and unet-tiny were made (issue 24: one model per run, one thread each,
+# 10,000 steps, cosine decay; the card of each model has its cost and scores):
 #   DEVICE=cpu MODELS=dit_tiny STEPS=10000 MINUTES=120 LR=2e-3 ADAM_BETA2=0.99 WARMUP=200 \
 #     LR_DECAY=cosine EMA=0.9995 bash assets/train_pretrained.sh runs/pretrained_i24
+#   (the same with MODELS=unet_tiny and runs/pretrained_i24u)
+# How latent-dit-tiny was made (the first recipe, three runs side by side for the same budget):
+#   DEVICE=cpu MINUTES=25 bash assets/train_pretrained.sh runs/pretrained
+#   DEVICE=cuda MINUTES=5 bash assets/train_pretrained.sh runs/pretrained   # the same on a GPU
+# The runs train side by side (one thread each on a CPU), each for the same wall-clock budget;
+# the recipe is the fast one of issue 4 (flow matching, logit-normal t, high learning rate,
+# small batch). The EMA weights are then stored as float16 safetensors (half the size; loading
+# casts them back). RESUME=1 continues the runs saved in OUT_DIR for another MINUTES (exact
+# resume). MODELS picks some of the three; LR, ADAM_BETA2, WARMUP, LR_DECAY and EMA change the
+# recipe.
 set -euo pipefail
 OUT=${1:?usage: train_pretrained.sh OUT_DIR}
 DEVICE=${DEVICE:-cpu}
@@ -27,7 +31,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p "$OUT"
 COMMON=(--data relics --n-images "$N" --steps "$STEPS" --minutes "$MINUTES" --batch-size 32
         --lr "$LR" --adam-beta2 "$ADAM_BETA2" --warmup-steps "$WARMUP" --lr-decay "$LR_DECAY"
-        --ema-decay "$EMA" --cfg-dropout 0.1 --objective flow
+        --ema-decay "$EMA" --class-dropout-prob 0.1 --objective flow
         --time-sampling logit_normal --seed 0 --checkpoint-every 500 --device "$DEVICE" --quiet
         ${RESUME:+--resume})
 # Build the Relics cache once, so the three runs do not all render 50,000 images.

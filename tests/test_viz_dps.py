@@ -81,5 +81,8 @@ def test_steps_vs_size_figure_draws_one_line_per_model_and_labels_the_steps():
     assert list(left.lines[0].get_xdata()) == pytest.approx([1.6, 3.2])
     assert list(right.lines[1].get_ydata()) == pytest.approx([80.0, 82.0])
     assert sorted(t.get_text() for t in left.texts) == ["16", "32", "4", "8"]
+    for ax in (left, right):  # plain powers of two on the Gflops axis, no minor-tick labels
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "4"]
+        assert all(t.get_text() == "" for t in ax.get_xticklabels(minor=True))
     with pytest.raises(ValueError, match="no rows"):
         steps_vs_size_figure([])

@@ -220,8 +220,11 @@ def steps_vs_size_figure(rows: Sequence[dict]) -> Figure:
                             fontsize=8, color=colour)  # fmt: skip
     left.axhline(rows[0]["fid_floor"], color="grey", linestyle="--", linewidth=1,
                  label="real-vs-real floor")  # fmt: skip
+    spent = [r["gflops_per_sample"] for r in rows]
+    ticks = [2.0**k for k in range(-10, 11) if min(spent) / 1.5 <= 2.0**k <= 1.5 * max(spent)]
     for ax in (left, right):
         ax.set_xscale("log")
+        _plain_log_ticks(ax, "x", ticks)  # 0.25, 0.5, 1, ...: no crowded minor-tick labels
         ax.set_xlabel("Gflops per finished sample (steps x 2 passes x Gflops per pass)")
         ax.grid(alpha=0.3, which="both")
     left.set_ylabel("FID (relic features), lower is better")
